@@ -1,0 +1,338 @@
+"""The abstract CKKS backend every FHE library plugs in through.
+
+A backend instance holds one key set (secret or public only) and offers the
+small primitive set the distance protocols and the packed gallery are written
+against.  Ciphertexts are the library's own objects, opaque to the core; they
+cross process boundaries only through :meth:`FHEBackend.dump_ciphertext`, which
+wraps them in the versioned envelope.
+"""
+
+from __future__ import annotations
+
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, TypeAlias
+
+import numpy as np
+
+from cipherface import envelope
+from cipherface.errors import (
+    CipherfaceError,
+    DimensionError,
+    EnvelopeError,
+    KeyMismatchError,
+    SecretKeyRequiredError,
+)
+from cipherface.params import CKKSParams, resolve_params
+
+Ciphertext: TypeAlias = Any
+"""A backend's native ciphertext object; only its own backend interprets it."""
+
+Values: TypeAlias = "np.ndarray | Sequence[float]"
+
+
+def power_of_two_steps(limit: int) -> list[int]:
+    """Rotation steps 1, 2, 4, ... below ``limit``: enough to sum ``limit`` slots."""
+    steps, step = [], 1
+    while step < limit:
+        steps.append(step)
+        step *= 2
+    return steps
+
+
+class FHEBackend(ABC):
+    """One CKKS key set and the primitives computed under it.
+
+    Subclasses implement the underscore methods and the abstract primitives;
+    key handling, envelopes, validation and the composite operations
+    (:meth:`rotate` by any step, :meth:`sum_slots`) live here once.
+
+    Multiplications relinearise and rescale by default, so a caller never
+    tracks scales; ``relinearize=False``/``rescale=False`` defer that work for
+    multiply-accumulate loops, followed by one :meth:`relinearize` and
+    :meth:`rescale` on the sum.
+    """
+
+    #: Registry name, also written into every envelope this backend makes.
+    name: ClassVar[str]
+    scheme: ClassVar[str] = "ckks"
+    #: True when one instance may be used from several threads at once.
+    thread_safe: ClassVar[bool] = False
+
+    def __init__(self, params: CKKSParams, key_id: str, rotation_steps: Sequence[int]) -> None:
+        self.params = params
+        self.key_id = key_id
+        self.rotation_steps = tuple(sorted(set(int(s) for s in rotation_steps)))
+
+    # ----------------------------------------------------------- key handling
+    @classmethod
+    def generate(
+        cls,
+        params: CKKSParams | str | int | None = None,
+        *,
+        rotation_steps: Sequence[int] | None = None,
+    ) -> FHEBackend:
+        """Fresh keys for a checked parameter set.
+
+        Only the Galois keys for ``rotation_steps`` are made (default: every power
+        of two below the slot count, which sums any vector and composes any
+        rotation); fewer steps make a smaller public bundle.
+        """
+        p = resolve_params(params)
+        steps = power_of_two_steps(p.slot_count) if rotation_steps is None else list(rotation_steps)
+        bad = [s for s in steps if not 0 < int(s) < p.slot_count]
+        if bad:
+            raise CipherfaceError(f"rotation steps must be in 1..{p.slot_count - 1}, got {bad}")
+        return cls._generate(p, secrets.token_hex(8), steps)
+
+    @classmethod
+    def load_bundle(cls, blob: bytes) -> FHEBackend:
+        """A backend from a secret or public bundle made by this backend."""
+        env = envelope.expect(
+            blob, kind=(envelope.SECRET_BUNDLE, envelope.PUBLIC_BUNDLE), backend=cls.name
+        )
+        params = CKKSParams.from_dict(env.params).check()
+        steps = env.meta.get("rotation_steps", [])
+        try:
+            return cls._from_parts(params, env.key_id, steps, env.parts, env.kind == envelope.SECRET_BUNDLE)
+        except CipherfaceError:
+            raise
+        except Exception as exc:
+            raise EnvelopeError(f"corrupted {env.kind} for backend {cls.name!r}: {exc}") from None
+
+    def export_secret_bundle(self) -> bytes:
+        """Everything, secret key included: stays with the key owner."""
+        self._require_secret("export the secret bundle")
+        return self._bundle(envelope.SECRET_BUNDLE, self._bundle_parts(secret=True))
+
+    def export_public_bundle(self) -> bytes:
+        """Public, relinearisation and Galois keys: what a matcher needs, no secret key."""
+        return self._bundle(envelope.PUBLIC_BUNDLE, self._bundle_parts(secret=False))
+
+    def public_copy(self) -> FHEBackend:
+        """This key set without its secret key, as a matcher would load it."""
+        return type(self).load_bundle(self.export_public_bundle())
+
+    def _bundle(self, kind: str, parts: Mapping[str, bytes]) -> bytes:
+        return envelope.pack(
+            kind,
+            backend=self.name,
+            scheme=self.scheme,
+            params=self.params.to_dict(),
+            key_id=self.key_id,
+            parts=parts,
+            meta={"rotation_steps": list(self.rotation_steps)},
+        )
+
+    def _require_secret(self, action: str) -> None:
+        if not self.has_secret_key:
+            raise SecretKeyRequiredError(
+                f"cannot {action}: backend {self.name!r} holds only the public bundle of key "
+                f"{self.key_id}; only the key owner's secret bundle can"
+            )
+
+    # ------------------------------------------------------------ properties
+    @property
+    def slot_count(self) -> int:
+        return self.params.slot_count
+
+    @property
+    def security_level(self) -> int:
+        return self.params.security_level
+
+    @property
+    @abstractmethod
+    def has_secret_key(self) -> bool: ...
+
+    @abstractmethod
+    def depth_left(self, ct: Ciphertext) -> int:
+        """Rescales this ciphertext can still take (0: at the last level)."""
+
+    # ------------------------------------------------------ encrypt / decrypt
+    def encrypt(self, values: Values) -> Ciphertext:
+        """Encrypt up to ``slot_count`` reals into one ciphertext; unused slots are zero."""
+        return self._encrypt(self._check_values(values))
+
+    def decrypt(self, ct: Ciphertext, length: int | None = None) -> np.ndarray:
+        """The first ``length`` slots (all by default); needs the secret key."""
+        self._require_secret("decrypt")
+        out = np.asarray(self._decrypt(ct), dtype=np.float64)
+        return out if length is None else out[:length]
+
+    def _check_values(self, values: Values) -> np.ndarray:
+        arr = np.asarray(values, dtype=np.float64)
+        if arr.ndim != 1:
+            raise DimensionError(f"expected a 1-D vector, got shape {arr.shape}")
+        if arr.size == 0:
+            raise DimensionError("cannot encrypt an empty vector")
+        if arr.size > self.slot_count:
+            raise DimensionError(
+                f"vector of length {arr.size} does not fit in {self.slot_count} slots "
+                f"(N={self.params.poly_modulus_degree}); use a larger preset or split it"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise DimensionError("vector contains NaN or infinity")
+        return arr
+
+    # ------------------------------------------------------------ primitives
+    @abstractmethod
+    def add(self, a: Ciphertext, b: Ciphertext) -> Ciphertext: ...
+
+    @abstractmethod
+    def sub(self, a: Ciphertext, b: Ciphertext) -> Ciphertext: ...
+
+    @abstractmethod
+    def negate(self, a: Ciphertext) -> Ciphertext: ...
+
+    def add_plain(self, a: Ciphertext, values: Values | float) -> Ciphertext:
+        """a + p, where p is a vector or a scalar broadcast to every slot."""
+        return self._add_plain(a, self._plain_operand(values))
+
+    def multiply(
+        self, a: Ciphertext, b: Ciphertext, *, relinearize: bool = True, rescale: bool = True
+    ) -> Ciphertext:
+        """ct·ct; deferring relinearisation/rescale is for multiply-accumulate loops."""
+        return self._multiply(a, b, relinearize, rescale)
+
+    def multiply_plain(self, a: Ciphertext, values: Values, *, rescale: bool = True) -> Ciphertext:
+        """ct·pt, slot-wise by a plaintext vector."""
+        return self._multiply_plain(a, self._plain_operand(values), rescale)
+
+    def multiply_scalar(self, a: Ciphertext, scalar: float, *, rescale: bool = True) -> Ciphertext:
+        """ct·scalar (every slot by the same real)."""
+        return self._multiply_plain(a, self._plain_operand(float(scalar)), rescale)
+
+    def _plain_operand(self, values: Values | float) -> np.ndarray | float:
+        if np.isscalar(values):
+            value = float(values)  # type: ignore[arg-type]
+            if not np.isfinite(value):
+                raise DimensionError("scalar operand is NaN or infinity")
+            return value
+        return self._check_values(values)  # type: ignore[arg-type]
+
+    @abstractmethod
+    def _add_plain(self, a: Ciphertext, plain: np.ndarray | float) -> Ciphertext: ...
+
+    @abstractmethod
+    def _multiply(self, a: Ciphertext, b: Ciphertext, relinearize: bool, rescale: bool) -> Ciphertext: ...
+
+    @abstractmethod
+    def _multiply_plain(self, a: Ciphertext, plain: np.ndarray | float, rescale: bool) -> Ciphertext: ...
+
+    @abstractmethod
+    def relinearize(self, a: Ciphertext) -> Ciphertext: ...
+
+    @abstractmethod
+    def rescale(self, a: Ciphertext) -> Ciphertext:
+        """Divide out one prime after a multiplication done with ``rescale=False``."""
+
+    @abstractmethod
+    def drop_level(self, a: Ciphertext, levels: int = 1) -> Ciphertext:
+        """Modulus-switch down ``levels`` primes, value unchanged: smaller, cheaper to store."""
+
+    def drop_to_depth(self, a: Ciphertext, depth: int) -> Ciphertext:
+        """Drop levels until ``depth`` multiplications remain (the lowest a computation needs)."""
+        extra = self.depth_left(a) - depth
+        if extra < 0:
+            raise CipherfaceError(f"ciphertext has {self.depth_left(a)} levels left, {depth} are needed")
+        return self.drop_level(a, extra) if extra else a
+
+    @abstractmethod
+    def _rotate(self, a: Ciphertext, step: int) -> Ciphertext:
+        """Left-rotate by a step that is in ``rotation_steps``."""
+
+    def rotate(self, a: Ciphertext, step: int) -> Ciphertext:
+        """Cyclic left rotation by ``step`` slots (negative: right), composed from the Galois keys held."""
+        step %= self.slot_count
+        if step == 0:
+            return a
+        if step in self.rotation_steps:
+            return self._rotate(a, step)
+        remaining = step
+        for s in sorted(self.rotation_steps, reverse=True):
+            while remaining >= s:
+                a = self._rotate(a, s)
+                remaining -= s
+        if remaining:
+            raise CipherfaceError(
+                f"cannot rotate by {step}: Galois keys exist only for steps {list(self.rotation_steps)}"
+            )
+        return a
+
+    def sum_slots(self, a: Ciphertext, length: int) -> Ciphertext:
+        """Slot 0 gets the sum of slots 0..length-1 (slots from ``length`` up to the next
+        power of two must be zero, as they are after :meth:`encrypt`)."""
+        if not 0 < length <= self.slot_count:
+            raise DimensionError(f"cannot sum {length} slots of a {self.slot_count}-slot ciphertext")
+        for step in power_of_two_steps(length):
+            a = self.add(a, self.rotate(a, step))
+        return a
+
+    # --------------------------------------------------------- serialisation
+    @abstractmethod
+    def _serialize(self, ct: Ciphertext) -> bytes: ...
+
+    @abstractmethod
+    def _deserialize(self, data: bytes) -> Ciphertext: ...
+
+    def dump_ciphertext(
+        self, ct: Ciphertext, *, kind: str = envelope.CIPHERTEXT, meta: Mapping[str, Any] | None = None
+    ) -> bytes:
+        """A ciphertext wrapped in an envelope naming this backend and key."""
+        return envelope.pack(
+            kind,
+            backend=self.name,
+            scheme=self.scheme,
+            params=self.params.to_dict(),
+            key_id=self.key_id,
+            parts={"ct": self._serialize(ct)},
+            meta=meta,
+        )
+
+    def load_ciphertext(
+        self, blob: bytes, *, kind: str | tuple[str, ...] = envelope.CIPHERTEXT
+    ) -> tuple[Ciphertext, dict[str, Any]]:
+        """A ciphertext and its metadata, after checking backend, key and integrity."""
+        env = envelope.expect(blob, kind=kind, backend=self.name, key_id=self.key_id)
+        if env.params != self.params.to_dict():
+            raise KeyMismatchError(
+                f"this {env.kind} was made with parameters {env.params}, the key uses {self.params.to_dict()}"
+            )
+        try:
+            return self._deserialize(env.part("ct")), env.meta
+        except CipherfaceError:
+            raise
+        except Exception as exc:
+            raise EnvelopeError(f"corrupted {env.kind}: backend {self.name!r} cannot read it ({exc})") from None
+
+    # ------------------------------------------------------ for subclasses
+    @classmethod
+    @abstractmethod
+    def _generate(cls, params: CKKSParams, key_id: str, rotation_steps: Sequence[int]) -> FHEBackend: ...
+
+    @classmethod
+    @abstractmethod
+    def _from_parts(
+        cls,
+        params: CKKSParams,
+        key_id: str,
+        rotation_steps: Sequence[int],
+        parts: Mapping[str, bytes],
+        secret: bool,
+    ) -> FHEBackend: ...
+
+    @abstractmethod
+    def _bundle_parts(self, secret: bool) -> dict[str, bytes]:
+        """Serialised key material; the secret key only when ``secret`` is true."""
+
+    @abstractmethod
+    def _encrypt(self, values: np.ndarray) -> Ciphertext: ...
+
+    @abstractmethod
+    def _decrypt(self, ct: Ciphertext) -> Sequence[float]: ...
+
+    @classmethod
+    def library_version(cls) -> str:
+        """Version of the FHE library underneath (for ``cipherface backends``)."""
+        return "unknown"

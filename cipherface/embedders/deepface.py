@@ -1,0 +1,1 @@
+"""DeepFace embedder (placeholder registration filled in by the embedder issue)."""

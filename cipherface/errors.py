@@ -1,0 +1,57 @@
+"""One exception hierarchy for everything cipherface reports to a user."""
+
+
+class CipherfaceError(Exception):
+    """Base class: every error cipherface raises on purpose is one of these."""
+
+
+class ParameterError(CipherfaceError):
+    """A CKKS parameter set is malformed or does not reach its claimed security."""
+
+
+class EnvelopeError(CipherfaceError):
+    """A blob is not a well-formed cipherface envelope (truncated, random, corrupted)."""
+
+
+class VersionError(EnvelopeError):
+    """A blob was written by a wire-format version this cipherface cannot read."""
+
+
+class WrongKindError(EnvelopeError):
+    """A blob is a valid envelope of another kind (e.g. a bundle where a ciphertext was expected)."""
+
+
+class BackendMismatchError(EnvelopeError):
+    """A blob was made by another backend than the one asked to load it."""
+
+
+class KeyMismatchError(EnvelopeError):
+    """A blob was made under another key or parameter set."""
+
+
+class SecretKeyRequiredError(CipherfaceError):
+    """An operation needs the secret key, and this party only holds the public bundle."""
+
+
+class DimensionError(CipherfaceError):
+    """An embedding has the wrong shape, length or values for the operation."""
+
+
+class UnknownPluginError(CipherfaceError):
+    """A backend, embedder or protocol name is not installed."""
+
+
+class EmbeddingError(CipherfaceError):
+    """A photo could not be turned into an embedding."""
+
+
+class NoFaceError(EmbeddingError):
+    """No face was detected in a photo."""
+
+
+class ModelWeightsMissingError(EmbeddingError):
+    """A face model's weights file is not on disk (cipherface never downloads it)."""
+
+
+class GalleryError(CipherfaceError):
+    """An encrypted gallery cannot be opened or changed as asked."""

@@ -1,0 +1,159 @@
+"""CKKS parameter sets, named presets, and the HE-standard security check."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cipherface.errors import ParameterError
+
+#: Largest log2(q) allowed for a security level, by polynomial modulus degree:
+#: HomomorphicEncryption.org standard, classical attacks, ternary secret.
+HE_STANDARD_MAX_LOG_Q: dict[int, dict[int, int]] = {
+    4096: {128: 109, 192: 75, 256: 58},
+    8192: {128: 218, 192: 152, 256: 118},
+    16384: {128: 438, 192: 305, 256: 237},
+    32768: {128: 881, 192: 611, 256: 476},
+}
+
+SECURITY_LEVELS = (128, 192, 256)
+MAX_PRIME_BITS = 60
+
+
+@dataclass(frozen=True)
+class CKKSParams:
+    """A CKKS parameter set and the security level it claims.
+
+    ``coeff_mod_bit_sizes`` lists the primes of the modulus chain, the last one
+    being SEAL's special (key-switching) prime; the ones in between are consumed
+    one per rescale, so the multiplicative depth is ``len(coeff_mod_bit_sizes) - 2``.
+    """
+
+    poly_modulus_degree: int
+    coeff_mod_bit_sizes: tuple[int, ...]
+    scale_bits: int
+    security_level: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "coeff_mod_bit_sizes", tuple(int(b) for b in self.coeff_mod_bit_sizes))
+
+    @property
+    def slot_count(self) -> int:
+        return self.poly_modulus_degree // 2
+
+    @property
+    def total_bits(self) -> int:
+        return sum(self.coeff_mod_bit_sizes)
+
+    @property
+    def depth(self) -> int:
+        """Multiplicative depth: rescales available to a fresh ciphertext."""
+        return len(self.coeff_mod_bit_sizes) - 2
+
+    @property
+    def scale(self) -> float:
+        return float(2**self.scale_bits)
+
+    @property
+    def max_log_q(self) -> int | None:
+        return HE_STANDARD_MAX_LOG_Q.get(self.poly_modulus_degree, {}).get(self.security_level)
+
+    @property
+    def max_abs_result(self) -> float:
+        """Largest magnitude a fully rescaled result can hold without wrapping."""
+        return float(2 ** (self.coeff_mod_bit_sizes[0] - self.scale_bits - 1))
+
+    @property
+    def fingerprint(self) -> str:
+        canonical = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(canonical).hexdigest()[:16]
+
+    def problems(self) -> list[str]:
+        """Every reason this set is unusable or does not meet its claimed level."""
+        out: list[str] = []
+        n, bits = self.poly_modulus_degree, self.coeff_mod_bit_sizes
+        if n not in HE_STANDARD_MAX_LOG_Q:
+            out.append(
+                f"poly_modulus_degree {n} is not in the HE standard table "
+                f"(expected one of {sorted(HE_STANDARD_MAX_LOG_Q)})"
+            )
+        if self.security_level not in SECURITY_LEVELS:
+            out.append(f"security level {self.security_level} is not one of {list(SECURITY_LEVELS)}")
+        if len(bits) < 2:
+            out.append(f"coeff_mod_bit_sizes {list(bits)} needs at least two primes (data and special)")
+        if any(b < 20 or b > MAX_PRIME_BITS for b in bits):
+            out.append(f"every prime must have 20 to {MAX_PRIME_BITS} bits, got {list(bits)}")
+        limit = self.max_log_q
+        if limit is not None and self.total_bits > limit:
+            out.append(
+                f"log2(q) = {'+'.join(map(str, bits))} = {self.total_bits} exceeds {limit}, the most that "
+                f"N={n} allows for {self.security_level}-bit security (HE standard, classical, ternary secret)"
+            )
+        if not 20 <= self.scale_bits <= MAX_PRIME_BITS:
+            out.append(f"scale_bits must be 20 to {MAX_PRIME_BITS}, got {self.scale_bits}")
+        elif bits and self.scale_bits >= bits[0]:
+            out.append(
+                f"scale 2^{self.scale_bits} leaves no room for the result in the first prime "
+                f"({bits[0]} bits); use a first prime larger than the scale"
+            )
+        return out
+
+    def check(self) -> CKKSParams:
+        """Raise :class:`ParameterError` naming every problem; return self if there is none."""
+        problems = self.problems()
+        if problems:
+            raise ParameterError("; ".join(problems))
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "poly_modulus_degree": self.poly_modulus_degree,
+            "coeff_mod_bit_sizes": list(self.coeff_mod_bit_sizes),
+            "scale_bits": self.scale_bits,
+            "security_level": self.security_level,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CKKSParams:
+        try:
+            return cls(
+                poly_modulus_degree=int(data["poly_modulus_degree"]),
+                coeff_mod_bit_sizes=tuple(int(b) for b in data["coeff_mod_bit_sizes"]),
+                scale_bits=int(data["scale_bits"]),
+                security_level=int(data["security_level"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ParameterError(f"malformed parameter set {data!r}: {exc}") from None
+
+
+PRESETS: dict[str, CKKSParams] = {
+    "n8192-s128": CKKSParams(8192, (60, 40, 40, 60), 40, 128),
+    "n16384-s128": CKKSParams(16384, (60, 40, 40, 40, 40, 40, 40, 60), 40, 128),
+    "n8192-s192": CKKSParams(8192, (60, 40, 40), 40, 192),
+    "n16384-s192": CKKSParams(16384, (60, 40, 40, 40, 40, 60), 40, 192),
+    "n16384-s256": CKKSParams(16384, (60, 40, 40, 60), 40, 256),
+    "n32768-s256": CKKSParams(32768, (60, 40, 40, 40, 40, 40, 40, 40, 40, 60), 40, 256),
+}
+
+#: The preset ``--security LEVEL`` picks: the smallest ring that reaches the level.
+DEFAULT_PRESET_FOR_LEVEL = {128: "n8192-s128", 192: "n8192-s192", 256: "n16384-s256"}
+DEFAULT_PRESET = "n8192-s128"
+
+
+def resolve_params(spec: CKKSParams | str | int | None = None) -> CKKSParams:
+    """A parameter set from a preset name, a security level, or a set; checked."""
+    if spec is None:
+        spec = DEFAULT_PRESET
+    if isinstance(spec, CKKSParams):
+        return spec.check()
+    key = str(spec)
+    if key.isdigit():
+        level = int(key)
+        if level not in DEFAULT_PRESET_FOR_LEVEL:
+            raise ParameterError(f"security level {level} is not one of {list(SECURITY_LEVELS)}")
+        key = DEFAULT_PRESET_FOR_LEVEL[level]
+    if key not in PRESETS:
+        raise ParameterError(f"unknown parameter preset {key!r}; presets: {', '.join(PRESETS)}")
+    return PRESETS[key].check()

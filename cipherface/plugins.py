@@ -1,0 +1,101 @@
+"""One plugin manager: entry points in group ``cipherface`` plus the built-in plugins,
+registered the same way, and name lookup over what they register."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from cipherface import hookspecs
+from cipherface.errors import UnknownPluginError
+
+if TYPE_CHECKING:
+    from cipherface.backend import FHEBackend
+    from cipherface.embedder import Embedder
+    from cipherface.protocols.base import DistanceProtocol
+
+ENTRY_POINT_GROUP = "cipherface"
+BUILTIN_PLUGINS = ("cipherface.protocols", "cipherface.embedders.deepface")
+DEFAULT_BACKEND = "tenseal"
+BACKEND_ENV = "CIPHERFACE_BACKEND"
+
+
+@dataclass
+class Registry:
+    backends: dict[str, type[FHEBackend]] = field(default_factory=dict)
+    embedders: dict[str, Callable[..., Embedder]] = field(default_factory=dict)
+    protocols: dict[str, DistanceProtocol] = field(default_factory=dict)
+    sources: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=1)
+def plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("cipherface")
+    pm.add_hookspecs(hookspecs)
+    for name in BUILTIN_PLUGINS:
+        pm.register(import_module(name), name=name)
+    pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    return pm
+
+
+@lru_cache(maxsize=1)
+def registry() -> Registry:
+    reg = Registry()
+
+    def adder(kind: str, table: dict[str, Any]):
+        def register(*args: Any) -> None:
+            if kind == "embedder":
+                name, obj = args
+            else:
+                (obj,) = args
+                name = obj.name
+            if name in table:
+                raise UnknownPluginError(f"two plugins register a {kind} named {name!r}")
+            table[name] = obj
+
+        return register
+
+    hook = plugin_manager().hook
+    hook.register_backends(register=adder("backend", reg.backends))
+    hook.register_embedders(register=adder("embedder", reg.embedders))
+    hook.register_protocols(register=adder("protocol", reg.protocols))
+    return reg
+
+
+def _lookup(kind: str, table: dict[str, Any], name: str) -> Any:
+    try:
+        return table[name]
+    except KeyError:
+        installed = ", ".join(sorted(table)) or "none"
+        raise UnknownPluginError(f"unknown {kind} {name!r}; installed {kind}s: {installed}") from None
+
+
+def backend_name(name: str | None = None) -> str:
+    """The backend to use: the argument, else $CIPHERFACE_BACKEND, else tenseal."""
+    return name or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND
+
+
+def get_backend(name: str | None = None) -> type[FHEBackend]:
+    return _lookup("backend", registry().backends, backend_name(name))
+
+
+def get_protocol(name: str) -> DistanceProtocol:
+    return _lookup("protocol", registry().protocols, name)
+
+
+def get_embedder(name: str = "deepface", **options: Any) -> Embedder:
+    return _lookup("embedder", registry().embedders, name)(**options)
+
+
+def distributions() -> dict[str, str]:
+    """Plugin module name -> 'distribution version' for what entry points loaded."""
+    return {
+        getattr(plugin, "__name__", str(plugin)): f"{dist.project_name} {dist.version}"
+        for plugin, dist in plugin_manager().list_plugin_distinfo()
+    }

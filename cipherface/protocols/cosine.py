@@ -1,0 +1,31 @@
+"""Cosine distance 1 − α̂·β̂ on vectors the key owner L2-normalises before encryption."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cipherface.errors import DimensionError
+from cipherface.protocols.base import DistanceProtocol
+
+
+class Cosine(DistanceProtocol):
+    name = "cosine"
+    depth = 1
+    value_name = "cosine distance"
+
+    def prepare(self, embedding):
+        arr = super().prepare(embedding)
+        norm = np.linalg.norm(arr)
+        if norm == 0:
+            raise DimensionError("cosine distance is undefined for an all-zero embedding")
+        return arr / norm
+
+    def encrypted(self, backend, a, b, dim):
+        dot = backend.sum_slots(backend.multiply(a, b), dim)
+        return backend.add_plain(backend.negate(dot), 1.0)
+
+    def plaintext(self, a, b):
+        return float(1.0 - np.asarray(a, dtype=np.float64) @ np.asarray(b, dtype=np.float64))
+
+    def cutoff(self, threshold):
+        return float(threshold)

@@ -1,0 +1,30 @@
+"""Squared Euclidean distance: d² = Σ(α−β)², decided against threshold²."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cipherface.protocols.base import DistanceProtocol
+
+
+class Euclidean(DistanceProtocol):
+    name = "euclidean"
+    depth = 1
+    value_name = "squared Euclidean distance"
+
+    def encrypted(self, backend, a, b, dim):
+        diff = backend.sub(a, b)
+        return backend.sum_slots(backend.multiply(diff, diff), dim)
+
+    def plaintext(self, a, b):
+        diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+        return float(diff @ diff)
+
+    def cutoff(self, threshold):
+        return float(threshold) ** 2
+
+    def distance(self, value):
+        # CKKS noise can make a zero distance decrypt slightly negative
+        return math.sqrt(max(float(value), 0.0))

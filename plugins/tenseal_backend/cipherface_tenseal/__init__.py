@@ -1,0 +1,263 @@
+"""cipherface backend on TenSEAL.
+
+TenSEAL's high-level ``CKKSVector`` has no rotation and always generates every
+power-of-two Galois key (35 MB at N=8192), so this backend drives the Microsoft
+SEAL build TenSEAL ships through its low-level ``tenseal.sealapi`` bindings:
+only the Galois keys the caller asks for are generated, relinearisation and
+rescaling can be deferred, and ciphertexts can be dropped to lower levels.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+import tenseal.sealapi as seal
+
+from cipherface import CKKSParams, FHEBackend, hookimpl
+from cipherface.errors import CipherfaceError, ParameterError
+
+_SEC_LEVEL = {128: seal.SEC_LEVEL_TYPE.TC128, 192: seal.SEC_LEVEL_TYPE.TC192, 256: seal.SEC_LEVEL_TYPE.TC256}
+
+
+class _Scratch:
+    """SEAL's Python bindings serialise only to file paths: a private folder
+    (on tmpfs where there is one, mode 0700) holds each file for one call."""
+
+    def __init__(self) -> None:
+        base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        self.dir = tempfile.mkdtemp(prefix="cipherface-seal-", dir=base)
+        atexit.register(shutil.rmtree, self.dir, True)
+
+    def _path(self) -> str:
+        return os.path.join(self.dir, secrets.token_hex(8))
+
+    def dump(self, obj) -> bytes:
+        path = self._path()
+        try:
+            obj.save(path)
+            with open(path, "rb") as fh:
+                return fh.read()
+        finally:
+            if os.path.exists(path):
+                os.unlink(path)
+
+    def load(self, obj, context, data: bytes):
+        path = self._path()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            obj.load(context, path)
+            return obj
+        finally:
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+_scratch = _Scratch()
+
+
+def _galois_elt(step: int, poly_modulus_degree: int) -> int:
+    """SEAL's Galois element for a left rotation by ``step`` (3^step mod 2N)."""
+    return pow(3, step, 2 * poly_modulus_degree)
+
+
+def _context(params: CKKSParams):
+    parms = seal.EncryptionParameters(seal.SCHEME_TYPE.CKKS)
+    parms.set_poly_modulus_degree(params.poly_modulus_degree)
+    parms.set_coeff_modulus(seal.CoeffModulus.Create(params.poly_modulus_degree, list(params.coeff_mod_bit_sizes)))
+    context = seal.SEALContext(parms, True, _SEC_LEVEL[params.security_level])
+    if not context.parameters_set():
+        raise ParameterError(f"SEAL refuses {params.to_dict()}: {context.parameters_error_message()}")
+    return context
+
+
+class TenSEALBackend(FHEBackend):
+    """CKKS on the Microsoft SEAL inside TenSEAL 0.3.18."""
+
+    name = "tenseal"
+    thread_safe = True  # SEAL's evaluator, encoder and encryptor are safe to share
+
+    def __init__(self, params, key_id, rotation_steps, context, public_key, relin_keys, galois_keys, secret_key):
+        super().__init__(params, key_id, rotation_steps)
+        self._context = context
+        self._public_key = public_key
+        self._relin_keys = relin_keys
+        self._galois_keys = galois_keys
+        self._secret_key = secret_key
+        self._encoder = seal.CKKSEncoder(context)
+        self._evaluator = seal.Evaluator(context)
+        self._encryptor = seal.Encryptor(context, public_key)
+        self._decryptor = seal.Decryptor(context, secret_key) if secret_key is not None else None
+
+    @classmethod
+    def library_version(cls) -> str:
+        try:
+            return version("tenseal")
+        except PackageNotFoundError:
+            return "unknown"
+
+    @classmethod
+    def _generate(cls, params, key_id, rotation_steps):
+        context = _context(params)
+        keygen = seal.KeyGenerator(context)
+        public_key, relin_keys, galois_keys = seal.PublicKey(), seal.RelinKeys(), seal.GaloisKeys()
+        keygen.create_public_key(public_key)
+        keygen.create_relin_keys(relin_keys)
+        if rotation_steps:
+            elts = [_galois_elt(s, params.poly_modulus_degree) for s in rotation_steps]
+            keygen.create_galois_keys(elts, galois_keys)
+        return cls(params, key_id, rotation_steps, context, public_key, relin_keys, galois_keys, keygen.secret_key())
+
+    @classmethod
+    def _from_parts(cls, params, key_id, rotation_steps, parts: Mapping[str, bytes], secret):
+        context = _context(params)
+        public_key = _scratch.load(seal.PublicKey(), context, parts["public_key"])
+        relin_keys = _scratch.load(seal.RelinKeys(), context, parts["relin_keys"])
+        galois_keys = seal.GaloisKeys()
+        if parts.get("galois_keys"):
+            _scratch.load(galois_keys, context, parts["galois_keys"])
+        secret_key = _scratch.load(seal.SecretKey(), context, parts["secret_key"]) if secret else None
+        return cls(params, key_id, rotation_steps, context, public_key, relin_keys, galois_keys, secret_key)
+
+    def _bundle_parts(self, secret: bool) -> dict[str, bytes]:
+        parts = {
+            "public_key": _scratch.dump(self._public_key),
+            "relin_keys": _scratch.dump(self._relin_keys),
+            "galois_keys": _scratch.dump(self._galois_keys) if self.rotation_steps else b"",
+        }
+        if secret:
+            parts["secret_key"] = _scratch.dump(self._secret_key)
+        return parts
+
+    @property
+    def has_secret_key(self) -> bool:
+        return self._decryptor is not None
+
+    def depth_left(self, ct) -> int:
+        return self._context.get_context_data(ct.parms_id()).chain_index()
+
+    # ------------------------------------------------------------ helpers
+    def _encode(self, values: np.ndarray | float, parms_id, scale: float):
+        pt = seal.Plaintext()
+        if isinstance(values, float):
+            self._encoder.encode(values, parms_id, scale, pt)
+        else:
+            self._encoder.encode(values.tolist(), parms_id, scale, pt)
+        return pt
+
+    def _aligned(self, a, b):
+        """Bring two ciphertexts to the same level (SEAL requires it for add/multiply)."""
+        da, db = self.depth_left(a), self.depth_left(b)
+        if da > db:
+            a = self.drop_level(a, da - db)
+        elif db > da:
+            b = self.drop_level(b, db - da)
+        if not np.isclose(a.scale, b.scale, rtol=1e-9):
+            raise CipherfaceError(
+                f"ciphertext scales differ (2^{np.log2(a.scale):.3f} vs 2^{np.log2(b.scale):.3f}): "
+                "combine results that went through the same number of multiplications"
+            )
+        return a, b
+
+    # --------------------------------------------------------- primitives
+    def _encrypt(self, values):
+        ct = seal.Ciphertext()
+        self._encryptor.encrypt(self._encode(values, self._context.first_parms_id(), self.params.scale), ct)
+        return ct
+
+    def _decrypt(self, ct):
+        pt = seal.Plaintext()
+        self._decryptor.decrypt(ct, pt)
+        return self._encoder.decode_double(pt)
+
+    def add(self, a, b):
+        a, b = self._aligned(a, b)
+        out = seal.Ciphertext()
+        self._evaluator.add(a, b, out)
+        return out
+
+    def sub(self, a, b):
+        a, b = self._aligned(a, b)
+        out = seal.Ciphertext()
+        self._evaluator.sub(a, b, out)
+        return out
+
+    def negate(self, a):
+        out = seal.Ciphertext()
+        self._evaluator.negate(a, out)
+        return out
+
+    def _add_plain(self, a, plain):
+        out = seal.Ciphertext()
+        self._evaluator.add_plain(a, self._encode(plain, a.parms_id(), a.scale), out)
+        return out
+
+    def _multiply(self, a, b, relinearize, rescale):
+        a, b = self._aligned(a, b)
+        out = seal.Ciphertext()
+        self._evaluator.multiply(a, b, out)
+        if relinearize:
+            self._evaluator.relinearize_inplace(out, self._relin_keys)
+        if rescale:
+            self._check_depth(out)
+            self._evaluator.rescale_to_next_inplace(out)
+        return out
+
+    def _multiply_plain(self, a, plain, rescale):
+        out = seal.Ciphertext()
+        self._evaluator.multiply_plain(a, self._encode(plain, a.parms_id(), self.params.scale), out)
+        if rescale:
+            self._check_depth(out)
+            self._evaluator.rescale_to_next_inplace(out)
+        return out
+
+    def _check_depth(self, ct) -> None:
+        if self.depth_left(ct) < 1:
+            raise CipherfaceError(
+                f"no multiplicative depth left: parameter set {self.params.coeff_mod_bit_sizes} "
+                f"allows {self.params.depth} multiplication(s); use a deeper preset"
+            )
+
+    def relinearize(self, a):
+        out = seal.Ciphertext()
+        self._evaluator.relinearize(a, self._relin_keys, out)
+        return out
+
+    def rescale(self, a):
+        self._check_depth(a)
+        out = seal.Ciphertext()
+        self._evaluator.rescale_to_next(a, out)
+        return out
+
+    def drop_level(self, a, levels=1):
+        if levels > self.depth_left(a):
+            raise CipherfaceError(f"cannot drop {levels} levels: only {self.depth_left(a)} are left")
+        for _ in range(levels):
+            out = seal.Ciphertext()
+            self._evaluator.mod_switch_to_next(a, out)
+            a = out
+        return a
+
+    def _rotate(self, a, step):
+        out = seal.Ciphertext()
+        self._evaluator.rotate_vector(a, step, self._galois_keys, out)
+        return out
+
+    def _serialize(self, ct) -> bytes:
+        return _scratch.dump(ct)
+
+    def _deserialize(self, data: bytes):
+        return _scratch.load(seal.Ciphertext(), self._context, data)
+
+
+@hookimpl
+def register_backends(register):
+    register(TenSEALBackend)
