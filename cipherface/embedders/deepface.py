@@ -1,1 +1,1 @@
-"""DeepFace embedder (placeholder registration filled in by the embedder issue)."""
+"""DeepFace embedder: a built-in plugin."""

@@ -1,0 +1,3 @@
+"""`cipherface conformance`."""
+
+COMMANDS: list = []

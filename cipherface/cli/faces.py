@@ -1,0 +1,3 @@
+"""Commands on photos: verify, evaluate, demo."""
+
+COMMANDS: list = []

@@ -1,0 +1,97 @@
+"""`cipherface keygen` and `cipherface params`: keys and parameter sets."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from cipherface.backend import power_of_two_steps
+from cipherface.cli.options import backend_option, emit_json, json_option
+from cipherface.params import DEFAULT_PRESET_FOR_LEVEL, PRESETS, CKKSParams, resolve_params
+from cipherface.roles import KeyOwner
+
+
+@click.command()
+@backend_option
+@click.option("--security", type=click.Choice(["128", "192", "256"]), default="128", show_default=True,
+              help="Security level; picks the smallest preset reaching it.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=None, help="A named preset instead.")
+@click.option("--max-dim", type=int, default=None,
+              help="Largest embedding length to support: only the Galois keys it needs are made "
+                   "(smaller public bundle). Default: any length up to the slot count.")
+@click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Folder for the bundles.")
+@json_option
+def keygen(backend, security, preset, max_dim, out, as_json) -> None:
+    """Generate a key set: OUT/secret.cfk (mode 0600, keep it) and OUT/public.cfk (give it to the matcher)."""
+    params = resolve_params(preset or int(security))
+    steps = None if max_dim is None else power_of_two_steps(max_dim)
+    owner = KeyOwner.generate(backend, params, rotation_steps=steps)
+    secret, public = owner.save(out)
+    info = {
+        "backend": owner.backend.name,
+        "key_id": owner.key_id,
+        "params": params.to_dict(),
+        "secret_bundle": str(secret),
+        "public_bundle": str(public),
+        "public_bundle_bytes": public.stat().st_size,
+    }
+    if as_json:
+        emit_json(info)
+    else:
+        click.echo(f"key {owner.key_id} ({owner.backend.name}, N={params.poly_modulus_degree}, "
+                   f"{params.security_level}-bit)")
+        click.echo(f"  secret bundle: {secret} (mode 0600; never leaves the key owner)")
+        click.echo(f"  public bundle: {public} ({info['public_bundle_bytes'] / 1e6:.1f} MB; for the matcher)")
+
+
+@click.group()
+def params() -> None:
+    """CKKS parameter sets and their security."""
+
+
+@params.command("check")
+@click.option("--poly-modulus-degree", "-n", type=int, required=True)
+@click.option("--coeff-mod-bit-sizes", "-q", required=True, help="Comma-separated prime sizes, e.g. 60,40,40,60.")
+@click.option("--security", type=int, required=True, help="Claimed security level (128, 192 or 256).")
+@click.option("--scale-bits", type=int, default=40, show_default=True)
+@json_option
+def params_check(poly_modulus_degree, coeff_mod_bit_sizes, security, scale_bits, as_json) -> None:
+    """Exit 0 if the set meets the claimed level (HE standard), non-zero with the reason otherwise."""
+    try:
+        bits = tuple(int(b) for b in coeff_mod_bit_sizes.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {coeff_mod_bit_sizes!r}") from None
+    p = CKKSParams(poly_modulus_degree, bits, scale_bits, security)
+    problems = p.problems()
+    if as_json:
+        emit_json({"params": p.to_dict(), "total_bits": p.total_bits, "max_log_q": p.max_log_q,
+                   "ok": not problems, "problems": problems})
+    elif problems:
+        click.echo(f"REFUSED: {'; '.join(problems)}", err=True)
+    else:
+        click.echo(f"OK: log2(q) = {p.total_bits} <= {p.max_log_q} for N={poly_modulus_degree} at {security}-bit "
+                   f"(depth {p.depth}, {p.slot_count} slots)")
+    if problems:
+        sys.exit(1)
+
+
+@params.command("list")
+@json_option
+def params_list(as_json) -> None:
+    """The named presets and what they give."""
+    rows = [
+        {"name": name, **p.to_dict(), "total_bits": p.total_bits, "max_log_q": p.max_log_q, "depth": p.depth,
+         "slots": p.slot_count, "default_for_level": DEFAULT_PRESET_FOR_LEVEL.get(p.security_level) == name}
+        for name, p in PRESETS.items()
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        mark = " (default)" if r["default_for_level"] else ""
+        click.echo(f"{r['name']:<13} N={r['poly_modulus_degree']:<6} q={r['coeff_mod_bit_sizes']} "
+                   f"({r['total_bits']}/{r['max_log_q']} bits) {r['security_level']}-bit depth {r['depth']}{mark}")
+
+
+COMMANDS = [keygen, params]

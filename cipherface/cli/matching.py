@@ -1,0 +1,82 @@
+"""`cipherface distance`: one encrypted comparison of two embedding files."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from cipherface.cli.options import emit_json, json_option, metric_option
+from cipherface.embedders.thresholds import DEFAULT_MODEL, default_threshold
+from cipherface.errors import DimensionError
+from cipherface.roles import PUBLIC_FILE, KeyOwner, Matcher
+
+
+def load_embedding(path: str) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DimensionError(f"{path}: not a readable .npy embedding ({exc})") from None
+    return np.asarray(arr, dtype=np.float64).ravel()
+
+
+class Stopwatch:
+    """Wall-clock milliseconds per named stage."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    def __call__(self, stage: str):
+        watch = self
+
+        class _Stage:
+            def __enter__(self):
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                watch.ms[stage] = round((time.perf_counter() - self.t) * 1000, 2)
+
+        return _Stage()
+
+
+def matcher_for(owner: KeyOwner, key: str) -> Matcher:
+    """The matcher side, from the public bundle beside the secret one when there is one."""
+    folder = Path(key) if Path(key).is_dir() else Path(key).parent
+    public = folder / PUBLIC_FILE
+    return Matcher(public if public.is_file() else owner.public_bundle())
+
+
+@click.command()
+@click.option("--key", required=True, type=click.Path(exists=True), help="Key folder or secret bundle.")
+@metric_option
+@click.option("--threshold", type=float, default=None,
+              help=f"Distance threshold (default: DeepFace's for --model, {DEFAULT_MODEL}).")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Model whose threshold is the default.")
+@click.argument("a", type=click.Path(exists=True, dir_okay=False))
+@click.argument("b", type=click.Path(exists=True, dir_okay=False))
+@json_option
+def distance(key, metric, threshold, model, a, b, as_json) -> None:
+    """Encrypted distance between two .npy embeddings, decided by the key owner."""
+    watch = Stopwatch()
+    with watch("load_keys"):
+        owner = KeyOwner.load(key)
+        matcher = matcher_for(owner, key)
+    threshold = default_threshold(model, metric) if threshold is None else threshold
+    with watch("encrypt"):
+        ea, eb = owner.encrypt(load_embedding(a), metric), owner.encrypt(load_embedding(b), metric)
+    with watch("encrypted_distance"):
+        result = matcher.distance(ea, eb)
+    with watch("decrypt_decide"):
+        decision = owner.decide(result, threshold)
+    out = {**decision.to_dict(), "backend": owner.backend.name, "timings_ms": watch.ms}
+    if as_json:
+        emit_json(out)
+        return
+    verdict = "SAME person" if decision.same_person else "DIFFERENT people"
+    click.echo(f"{metric} distance {decision.distance:.6f} (threshold {threshold}) -> {verdict}")
+    click.echo("timings: " + ", ".join(f"{k} {v:.1f} ms" for k, v in watch.ms.items()))
+
+
+COMMANDS = [distance]

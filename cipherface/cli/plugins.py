@@ -1,0 +1,52 @@
+"""`cipherface backends`: what is installed."""
+
+from __future__ import annotations
+
+import click
+
+from cipherface.cli.options import emit_json, json_option
+from cipherface.plugins import distributions, registry
+
+
+@click.command()
+@json_option
+def backends(as_json: bool) -> None:
+    """List installed backends, embedders and protocols, with versions."""
+    reg = registry()
+    dists = distributions()
+    data = {
+        "backends": [
+            {
+                "name": name,
+                "library_version": cls.library_version(),
+                "plugin": dists.get(cls.__module__.split(".")[0], f"cipherface {_core_version()} (built-in)"),
+                "thread_safe": cls.thread_safe,
+            }
+            for name, cls in sorted(reg.backends.items())
+        ],
+        "embedders": [{"name": name, "plugin": f"cipherface {_core_version()} (built-in)"} for name in sorted(reg.embedders)],
+        "protocols": [
+            {"name": name, "value": p.value_name, "depth": p.depth} for name, p in sorted(reg.protocols.items())
+        ],
+    }
+    if as_json:
+        emit_json(data)
+        return
+    click.echo("backends:")
+    for b in data["backends"]:
+        click.echo(f"  {b['name']:<12} library {b['library_version']:<10} plugin {b['plugin']}")
+    click.echo("embedders:")
+    for e in data["embedders"]:
+        click.echo(f"  {e['name']:<12} {e['plugin']}")
+    click.echo("protocols:")
+    for p in data["protocols"]:
+        click.echo(f"  {p['name']:<12} {p['value']} (depth {p['depth']})")
+
+
+def _core_version() -> str:
+    from cipherface import __version__
+
+    return __version__
+
+
+COMMANDS = [backends]

@@ -1,0 +1,188 @@
+"""cipherface backend on Pyfhel 3.5 (Microsoft SEAL 4.x)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+from Pyfhel import Pyfhel, PyCtxt
+
+from cipherface import CKKSParams, FHEBackend, hookimpl
+from cipherface.errors import CipherfaceError, ParameterError
+
+
+def _context(params: CKKSParams) -> Pyfhel:
+    he = Pyfhel()
+    status = he.contextGen(
+        scheme="ckks",
+        n=params.poly_modulus_degree,
+        scale=params.scale,
+        qi_sizes=list(params.coeff_mod_bit_sizes),
+        sec=params.security_level,
+    )
+    if status != "success: valid":
+        raise ParameterError(f"SEAL (via Pyfhel) refuses {params.to_dict()}: {status}")
+    return he
+
+
+class PyfhelBackend(FHEBackend):
+    """CKKS through Pyfhel's Python API."""
+
+    name = "pyfhel"
+    thread_safe = True  # operations allocate new ciphertexts; the SEAL objects are read-only
+
+    def __init__(self, params, key_id, rotation_steps, he: Pyfhel, secret: bool) -> None:
+        super().__init__(params, key_id, rotation_steps)
+        self._he = he
+        self._secret = secret
+
+    @classmethod
+    def library_version(cls) -> str:
+        try:
+            return version("Pyfhel")
+        except PackageNotFoundError:
+            return "unknown"
+
+    @classmethod
+    def _generate(cls, params, key_id, rotation_steps):
+        he = _context(params)
+        he.keyGen()
+        he.relinKeyGen()
+        if rotation_steps:
+            he.rotateKeyGen(list(rotation_steps))
+        return cls(params, key_id, rotation_steps, he, secret=True)
+
+    @classmethod
+    def _from_parts(cls, params, key_id, rotation_steps, parts: Mapping[str, bytes], secret):
+        he = _context(params)
+        he.from_bytes_public_key(parts["public_key"])
+        he.from_bytes_relin_key(parts["relin_keys"])
+        if parts.get("galois_keys"):
+            he.from_bytes_rotate_key(parts["galois_keys"])
+        if secret:
+            he.from_bytes_secret_key(parts["secret_key"])
+        return cls(params, key_id, rotation_steps, he, secret=secret)
+
+    def _bundle_parts(self, secret: bool) -> dict[str, bytes]:
+        parts = {
+            "public_key": self._he.to_bytes_public_key(),
+            "relin_keys": self._he.to_bytes_relin_key(),
+            "galois_keys": self._he.to_bytes_rotate_key() if self.rotation_steps else b"",
+        }
+        if secret:
+            parts["secret_key"] = self._he.to_bytes_secret_key()
+        return parts
+
+    @property
+    def has_secret_key(self) -> bool:
+        return self._secret
+
+    def depth_left(self, ct) -> int:
+        # Pyfhel counts levels down from the top (0 = fresh)
+        return self.params.depth - ct.mod_level
+
+    # ------------------------------------------------------------ helpers
+    def _encode(self, plain: np.ndarray | float, level: int, scale: float):
+        if isinstance(plain, float):
+            arr = np.full(self.slot_count, plain)
+        else:
+            arr = np.zeros(self.slot_count)
+            arr[: plain.size] = plain
+        pt = self._he.encodeFrac(np.ascontiguousarray(arr), scale=scale)
+        for _ in range(level):
+            self._he.mod_switch_to_next(pt)
+        return pt
+
+    def _aligned(self, a, b):
+        da, db = self.depth_left(a), self.depth_left(b)
+        if da > db:
+            a = self.drop_level(a, da - db)
+        elif db > da:
+            b = self.drop_level(b, db - da)
+        if not np.isclose(a.scale, b.scale, rtol=1e-9):
+            raise CipherfaceError(
+                f"ciphertext scales differ (2^{np.log2(a.scale):.3f} vs 2^{np.log2(b.scale):.3f}): "
+                "combine results that went through the same number of multiplications"
+            )
+        return a, b
+
+    def _check_depth(self, ct) -> None:
+        if self.depth_left(ct) < 1:
+            raise CipherfaceError(
+                f"no multiplicative depth left: parameter set {self.params.coeff_mod_bit_sizes} "
+                f"allows {self.params.depth} multiplication(s); use a deeper preset"
+            )
+
+    # --------------------------------------------------------- primitives
+    def _encrypt(self, values):
+        arr = np.zeros(self.slot_count)
+        arr[: values.size] = values
+        return self._he.encryptFrac(arr)
+
+    def _decrypt(self, ct):
+        return self._he.decryptFrac(ct)
+
+    def add(self, a, b):
+        a, b = self._aligned(a, b)
+        return self._he.add(a, b, in_new_ctxt=True)
+
+    def sub(self, a, b):
+        a, b = self._aligned(a, b)
+        return self._he.sub(a, b, in_new_ctxt=True)
+
+    def negate(self, a):
+        return self._he.negate(a, in_new_ctxt=True)
+
+    def _add_plain(self, a, plain):
+        return self._he.add_plain(a, self._encode(plain, a.mod_level, a.scale), in_new_ctxt=True)
+
+    def _multiply(self, a, b, relinearize, rescale):
+        a, b = self._aligned(a, b)
+        out = self._he.multiply(a, b, in_new_ctxt=True)
+        if relinearize:
+            self._he.relinearize(out)
+        if rescale:
+            self._check_depth(out)
+            self._he.rescale_to_next(out)
+        return out
+
+    def _multiply_plain(self, a, plain, rescale):
+        out = self._he.multiply_plain(a, self._encode(plain, a.mod_level, self.params.scale), in_new_ctxt=True)
+        if rescale:
+            self._check_depth(out)
+            self._he.rescale_to_next(out)
+        return out
+
+    def relinearize(self, a):
+        out = PyCtxt(copy_ctxt=a)
+        self._he.relinearize(out)
+        return out
+
+    def rescale(self, a):
+        self._check_depth(a)
+        out = PyCtxt(copy_ctxt=a)
+        self._he.rescale_to_next(out)
+        return out
+
+    def drop_level(self, a, levels=1):
+        if levels > self.depth_left(a):
+            raise CipherfaceError(f"cannot drop {levels} levels: only {self.depth_left(a)} are left")
+        out = PyCtxt(copy_ctxt=a)
+        for _ in range(levels):
+            self._he.mod_switch_to_next(out)
+        return out
+
+    def _rotate(self, a, step):
+        return self._he.rotate(a, step, in_new_ctxt=True)
+
+    def _serialize(self, ct) -> bytes:
+        return ct.to_bytes()
+
+    def _deserialize(self, data: bytes):
+        return PyCtxt(pyfhel=self._he, bytestring=data)
+
+
+@hookimpl
+def register_backends(register):
+    register(PyfhelBackend)
