@@ -89,9 +89,7 @@ class FHEBackend(ABC):
     @classmethod
     def load_bundle(cls, blob: bytes) -> FHEBackend:
         """A backend from a secret or public bundle made by this backend."""
-        env = envelope.expect(
-            blob, kind=(envelope.SECRET_BUNDLE, envelope.PUBLIC_BUNDLE), backend=cls.name
-        )
+        env = envelope.expect(blob, kind=(envelope.SECRET_BUNDLE, envelope.PUBLIC_BUNDLE), backend=cls.name)
         params = CKKSParams.from_dict(env.params).check()
         steps = env.meta.get("rotation_steps", [])
         try:
@@ -189,18 +187,19 @@ class FHEBackend(ABC):
         """a + p, where p is a vector or a scalar broadcast to every slot."""
         return self._add_plain(a, self._plain_operand(values))
 
-    def multiply(
-        self, a: Ciphertext, b: Ciphertext, *, relinearize: bool = True, rescale: bool = True
-    ) -> Ciphertext:
+    def multiply(self, a: Ciphertext, b: Ciphertext, *, relinearize: bool = True, rescale: bool = True) -> Ciphertext:
         """ct·ct; deferring relinearisation/rescale is for multiply-accumulate loops."""
+        self._check_depth(a, b)
         return self._multiply(a, b, relinearize, rescale)
 
     def multiply_plain(self, a: Ciphertext, values: Values, *, rescale: bool = True) -> Ciphertext:
         """ct·pt, slot-wise by a plaintext vector."""
+        self._check_depth(a)
         return self._multiply_plain(a, self._plain_operand(values), rescale)
 
     def multiply_scalar(self, a: Ciphertext, scalar: float, *, rescale: bool = True) -> Ciphertext:
         """ct·scalar (every slot by the same real)."""
+        self._check_depth(a)
         return self._multiply_plain(a, self._plain_operand(float(scalar)), rescale)
 
     def _plain_operand(self, values: Values | float) -> np.ndarray | float:
@@ -223,9 +222,20 @@ class FHEBackend(ABC):
     @abstractmethod
     def relinearize(self, a: Ciphertext) -> Ciphertext: ...
 
-    @abstractmethod
     def rescale(self, a: Ciphertext) -> Ciphertext:
         """Divide out one prime after a multiplication done with ``rescale=False``."""
+        self._check_depth(a)
+        return self._rescale(a)
+
+    @abstractmethod
+    def _rescale(self, a: Ciphertext) -> Ciphertext: ...
+
+    def _check_depth(self, *cts: Ciphertext) -> None:
+        if min(self.depth_left(ct) for ct in cts) < 1:
+            raise CipherfaceError(
+                f"no multiplicative depth left: parameter set {list(self.params.coeff_mod_bit_sizes)} "
+                f"allows {self.params.depth} multiplication(s); use a deeper preset"
+            )
 
     @abstractmethod
     def drop_level(self, a: Ciphertext, levels: int = 1) -> Ciphertext:
@@ -301,8 +311,6 @@ class FHEBackend(ABC):
             )
         try:
             return self._deserialize(env.part("ct")), env.meta
-        except CipherfaceError:
-            raise
         except Exception as exc:
             raise EnvelopeError(f"corrupted {env.kind}: backend {self.name!r} cannot read it ({exc})") from None
 

@@ -100,9 +100,7 @@ def decode(blob: bytes | bytearray | memoryview) -> Envelope:
     if not blob.startswith(MAGIC):
         if MAGIC.startswith(blob):
             raise EnvelopeError(f"truncated blob: {len(blob)} bytes, shorter than the envelope magic")
-        raise EnvelopeError(
-            f"not a cipherface blob: it does not start with {MAGIC!r} (first bytes {blob[:12]!r})"
-        )
+        raise EnvelopeError(f"not a cipherface blob: it does not start with {MAGIC!r} (first bytes {blob[:12]!r})")
     start = len(MAGIC) + _PREFIX.size
     if len(blob) < start:
         raise EnvelopeError(f"truncated blob: {len(blob)} bytes, the envelope prefix alone needs {start}")
@@ -117,9 +115,7 @@ def decode(blob: bytes | bytearray | memoryview) -> Envelope:
     if head_len > MAX_HEADER_BYTES:
         raise EnvelopeError(f"corrupted blob: header length {head_len} is over {MAX_HEADER_BYTES}")
     if len(blob) < start + head_len:
-        raise EnvelopeError(
-            f"truncated blob: header needs {head_len} bytes, only {len(blob) - start} are there"
-        )
+        raise EnvelopeError(f"truncated blob: header needs {head_len} bytes, only {len(blob) - start} are there")
     try:
         header = json.loads(blob[start : start + head_len].decode("utf-8"))
         kind, backend, scheme = header["kind"], header["backend"], header["scheme"]
@@ -132,9 +128,7 @@ def decode(blob: bytes | bytearray | memoryview) -> Envelope:
     expected = sum(size for _, size in layout)
     if len(payload) != expected:
         word = "truncated" if len(payload) < expected else "corrupted"
-        raise EnvelopeError(
-            f"{word} {kind}: payload is {len(payload)} bytes, the header announces {expected}"
-        )
+        raise EnvelopeError(f"{word} {kind}: payload is {len(payload)} bytes, the header announces {expected}")
     if hashlib.sha256(payload).hexdigest() != digest:
         raise EnvelopeError(f"corrupted {kind}: payload checksum does not match its header")
     parts, offset = {}, 0
@@ -158,8 +152,7 @@ def expect(
         raise WrongKindError(f"expected a {' or '.join(kinds)}, got a {env.kind} (backend {env.backend!r})")
     if backend is not None and env.backend != backend:
         raise BackendMismatchError(
-            f"this {env.kind} was made by backend {env.backend!r}, "
-            f"but it is being loaded by backend {backend!r}"
+            f"this {env.kind} was made by backend {env.backend!r}, but it is being loaded by backend {backend!r}"
         )
     if key_id is not None and env.key_id != key_id:
         raise KeyMismatchError(

@@ -14,12 +14,21 @@ from cipherface.roles import KeyOwner
 
 @click.command()
 @backend_option
-@click.option("--security", type=click.Choice(["128", "192", "256"]), default="128", show_default=True,
-              help="Security level; picks the smallest preset reaching it.")
+@click.option(
+    "--security",
+    type=click.Choice(["128", "192", "256"]),
+    default="128",
+    show_default=True,
+    help="Security level; picks the smallest preset reaching it.",
+)
 @click.option("--preset", type=click.Choice(list(PRESETS)), default=None, help="A named preset instead.")
-@click.option("--max-dim", type=int, default=None,
-              help="Largest embedding length to support: only the Galois keys it needs are made "
-                   "(smaller public bundle). Default: any length up to the slot count.")
+@click.option(
+    "--max-dim",
+    type=int,
+    default=None,
+    help="Largest embedding length to support: only the Galois keys it needs are made "
+    "(smaller public bundle). Default: any length up to the slot count.",
+)
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Folder for the bundles.")
 @json_option
 def keygen(backend, security, preset, max_dim, out, as_json) -> None:
@@ -39,8 +48,9 @@ def keygen(backend, security, preset, max_dim, out, as_json) -> None:
     if as_json:
         emit_json(info)
     else:
-        click.echo(f"key {owner.key_id} ({owner.backend.name}, N={params.poly_modulus_degree}, "
-                   f"{params.security_level}-bit)")
+        click.echo(
+            f"key {owner.key_id} ({owner.backend.name}, N={params.poly_modulus_degree}, {params.security_level}-bit)"
+        )
         click.echo(f"  secret bundle: {secret} (mode 0600; never leaves the key owner)")
         click.echo(f"  public bundle: {public} ({info['public_bundle_bytes'] / 1e6:.1f} MB; for the matcher)")
 
@@ -65,13 +75,22 @@ def params_check(poly_modulus_degree, coeff_mod_bit_sizes, security, scale_bits,
     p = CKKSParams(poly_modulus_degree, bits, scale_bits, security)
     problems = p.problems()
     if as_json:
-        emit_json({"params": p.to_dict(), "total_bits": p.total_bits, "max_log_q": p.max_log_q,
-                   "ok": not problems, "problems": problems})
+        emit_json(
+            {
+                "params": p.to_dict(),
+                "total_bits": p.total_bits,
+                "max_log_q": p.max_log_q,
+                "ok": not problems,
+                "problems": problems,
+            }
+        )
     elif problems:
         click.echo(f"REFUSED: {'; '.join(problems)}", err=True)
     else:
-        click.echo(f"OK: log2(q) = {p.total_bits} <= {p.max_log_q} for N={poly_modulus_degree} at {security}-bit "
-                   f"(depth {p.depth}, {p.slot_count} slots)")
+        click.echo(
+            f"OK: log2(q) = {p.total_bits} <= {p.max_log_q} for N={poly_modulus_degree} at {security}-bit "
+            f"(depth {p.depth}, {p.slot_count} slots)"
+        )
     if problems:
         sys.exit(1)
 
@@ -81,8 +100,15 @@ def params_check(poly_modulus_degree, coeff_mod_bit_sizes, security, scale_bits,
 def params_list(as_json) -> None:
     """The named presets and what they give."""
     rows = [
-        {"name": name, **p.to_dict(), "total_bits": p.total_bits, "max_log_q": p.max_log_q, "depth": p.depth,
-         "slots": p.slot_count, "default_for_level": DEFAULT_PRESET_FOR_LEVEL.get(p.security_level) == name}
+        {
+            "name": name,
+            **p.to_dict(),
+            "total_bits": p.total_bits,
+            "max_log_q": p.max_log_q,
+            "depth": p.depth,
+            "slots": p.slot_count,
+            "default_for_level": DEFAULT_PRESET_FOR_LEVEL.get(p.security_level) == name,
+        }
         for name, p in PRESETS.items()
     ]
     if as_json:
@@ -90,8 +116,10 @@ def params_list(as_json) -> None:
         return
     for r in rows:
         mark = " (default)" if r["default_for_level"] else ""
-        click.echo(f"{r['name']:<13} N={r['poly_modulus_degree']:<6} q={r['coeff_mod_bit_sizes']} "
-                   f"({r['total_bits']}/{r['max_log_q']} bits) {r['security_level']}-bit depth {r['depth']}{mark}")
+        click.echo(
+            f"{r['name']:<13} N={r['poly_modulus_degree']:<6} q={r['coeff_mod_bit_sizes']} "
+            f"({r['total_bits']}/{r['max_log_q']} bits) {r['security_level']}-bit depth {r['depth']}{mark}"
+        )
 
 
 COMMANDS = [keygen, params]

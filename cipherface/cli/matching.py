@@ -51,8 +51,12 @@ def matcher_for(owner: KeyOwner, key: str) -> Matcher:
 @click.command()
 @click.option("--key", required=True, type=click.Path(exists=True), help="Key folder or secret bundle.")
 @metric_option
-@click.option("--threshold", type=float, default=None,
-              help=f"Distance threshold (default: DeepFace's for --model, {DEFAULT_MODEL}).")
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help=f"Distance threshold (default: DeepFace's for --model, {DEFAULT_MODEL}).",
+)
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Model whose threshold is the default.")
 @click.argument("a", type=click.Path(exists=True, dir_okay=False))
 @click.argument("b", type=click.Path(exists=True, dir_okay=False))

@@ -24,7 +24,9 @@ def backends(as_json: bool) -> None:
             }
             for name, cls in sorted(reg.backends.items())
         ],
-        "embedders": [{"name": name, "plugin": f"cipherface {_core_version()} (built-in)"} for name in sorted(reg.embedders)],
+        "embedders": [
+            {"name": name, "plugin": f"cipherface {_core_version()} (built-in)"} for name in sorted(reg.embedders)
+        ],
         "protocols": [
             {"name": name, "value": p.value_name, "depth": p.depth} for name, p in sorted(reg.protocols.items())
         ],

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
-from Pyfhel import Pyfhel, PyCtxt
+from Pyfhel import PyCtxt, Pyfhel
 
 from cipherface import CKKSParams, FHEBackend, hookimpl
-from cipherface.errors import CipherfaceError, ParameterError
+from cipherface.errors import CipherfaceError, ParameterError, SecretKeyRequiredError
 
 
 def _context(params: CKKSParams) -> Pyfhel:
@@ -107,13 +107,6 @@ class PyfhelBackend(FHEBackend):
             )
         return a, b
 
-    def _check_depth(self, ct) -> None:
-        if self.depth_left(ct) < 1:
-            raise CipherfaceError(
-                f"no multiplicative depth left: parameter set {self.params.coeff_mod_bit_sizes} "
-                f"allows {self.params.depth} multiplication(s); use a deeper preset"
-            )
-
     # --------------------------------------------------------- primitives
     def _encrypt(self, values):
         arr = np.zeros(self.slot_count)
@@ -121,6 +114,8 @@ class PyfhelBackend(FHEBackend):
         return self._he.encryptFrac(arr)
 
     def _decrypt(self, ct):
+        if self._he.is_secret_key_empty():  # Pyfhel segfaults decrypting without one
+            raise SecretKeyRequiredError("cannot decrypt: this Pyfhel context holds no secret key")
         return self._he.decryptFrac(ct)
 
     def add(self, a, b):
@@ -143,14 +138,12 @@ class PyfhelBackend(FHEBackend):
         if relinearize:
             self._he.relinearize(out)
         if rescale:
-            self._check_depth(out)
             self._he.rescale_to_next(out)
         return out
 
     def _multiply_plain(self, a, plain, rescale):
         out = self._he.multiply_plain(a, self._encode(plain, a.mod_level, self.params.scale), in_new_ctxt=True)
         if rescale:
-            self._check_depth(out)
             self._he.rescale_to_next(out)
         return out
 
@@ -159,8 +152,7 @@ class PyfhelBackend(FHEBackend):
         self._he.relinearize(out)
         return out
 
-    def rescale(self, a):
-        self._check_depth(a)
+    def _rescale(self, a):
         out = PyCtxt(copy_ctxt=a)
         self._he.rescale_to_next(out)
         return out

@@ -14,7 +14,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
@@ -207,7 +207,6 @@ class TenSEALBackend(FHEBackend):
         if relinearize:
             self._evaluator.relinearize_inplace(out, self._relin_keys)
         if rescale:
-            self._check_depth(out)
             self._evaluator.rescale_to_next_inplace(out)
         return out
 
@@ -215,24 +214,15 @@ class TenSEALBackend(FHEBackend):
         out = seal.Ciphertext()
         self._evaluator.multiply_plain(a, self._encode(plain, a.parms_id(), self.params.scale), out)
         if rescale:
-            self._check_depth(out)
             self._evaluator.rescale_to_next_inplace(out)
         return out
-
-    def _check_depth(self, ct) -> None:
-        if self.depth_left(ct) < 1:
-            raise CipherfaceError(
-                f"no multiplicative depth left: parameter set {self.params.coeff_mod_bit_sizes} "
-                f"allows {self.params.depth} multiplication(s); use a deeper preset"
-            )
 
     def relinearize(self, a):
         out = seal.Ciphertext()
         self._evaluator.relinearize(a, self._relin_keys, out)
         return out
 
-    def rescale(self, a):
-        self._check_depth(a)
+    def _rescale(self, a):
         out = seal.Ciphertext()
         self._evaluator.rescale_to_next(a, out)
         return out

@@ -1,0 +1,3 @@
+from cipherface.cli import main
+
+main()

