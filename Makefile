@@ -12,8 +12,11 @@ $(STAMP): pyproject.toml plugins/tenseal_backend/pyproject.toml plugins/pyfhel_b
 
 setup: $(STAMP)
 
+# The shared labelled photos are used too when they sit beside the checkout.
+SHARED_FACES := $(wildcard ../shared/data/faces/img1.jpg)
+
 demo: setup
-	$(BIN)/cipherface demo
+	$(BIN)/cipherface demo $(if $(SHARED_FACES),--photos ../shared/data/faces)
 
 test: setup
 	$(BIN)/python -m pytest

@@ -19,4 +19,7 @@ wheel=$(PYTHON="$py" bash scripts/pyfhel-wheel.sh | tail -n 1)
   -e plugins/tenseal_backend \
   -e plugins/pyfhel_backend \
   -e examples/cipherface-opcount
+# Sample photos for the demo ship inside the insightface wheel; it is installed
+# without its dependencies because cipherface only reads its data files.
+"$py" -m pip install --quiet --no-deps "insightface==2.1"
 echo "cipherface installed in $venv"

@@ -1,3 +1,185 @@
-"""Commands on photos: verify, evaluate, demo."""
+"""Commands on photos: `verify`, `evaluate` and the `demo`."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+import cv2
+
+from cipherface.cli.matching import matcher_for
+from cipherface.cli.options import backend_option, emit_json, json_option, metric_option
+from cipherface.embedders.thresholds import DEFAULT_MODEL
+from cipherface.errors import CipherfaceError
+from cipherface.evaluation import evaluate as run_evaluation
+from cipherface.evaluation import write_report
+from cipherface.plugins import get_embedder
+from cipherface.roles import KeyOwner, Matcher
+from cipherface.samples import describe, sample_path
+from cipherface.verification import verify as run_verification
+
+model_option = click.option("--model", default=DEFAULT_MODEL, show_default=True, help="DeepFace model name.")
+
+
+def key_parties(key: str | None, backend: str | None, dim: int) -> tuple[KeyOwner, Matcher, float]:
+    """Key owner and matcher from a key folder, or freshly generated keys (Galois keys for ``dim`` only)."""
+    start = time.perf_counter()
+    if key:
+        owner = KeyOwner.load(key)
+        matcher = matcher_for(owner, key)
+    else:
+        owner = KeyOwner.generate(backend, rotation_steps=[1 << i for i in range(max(dim - 1, 1).bit_length())])
+        matcher = Matcher(owner.public_bundle())
+    return owner, matcher, round((time.perf_counter() - start) * 1000, 2)
+
+
+@click.command()
+@click.argument("image_a", type=click.Path(exists=True, dir_okay=False))
+@click.argument("image_b", type=click.Path(exists=True, dir_okay=False))
+@backend_option
+@metric_option
+@model_option
+@click.option("--threshold", type=float, default=None, help="Distance threshold (default: the model's).")
+@click.option("--key", type=click.Path(exists=True), default=None, help="Key folder (default: fresh keys).")
+@click.option("--all-faces", is_flag=True, help="Compare every face of A with every face of B.")
+@json_option
+def verify(image_a, image_b, backend, metric, model, threshold, key, all_faces, as_json) -> None:
+    """Are the faces in two photos the same person? Decided on encrypted embeddings."""
+    embedder = get_embedder("deepface", model=model)
+    owner, matcher, keys_ms = key_parties(key, backend, embedder.dim)
+    result = run_verification(
+        owner, matcher, embedder, image_a, image_b, metric=metric, threshold=threshold, all_faces=all_faces
+    )
+    result.timings_ms = {"keys": keys_ms, **result.timings_ms}
+    out = {**result.to_dict(), "backend": owner.backend.name, "model": model, "image_a": image_a, "image_b": image_b}
+    if as_json:
+        emit_json(out)
+        return
+    for label, path, faces in (("A", image_a, result.faces_a), ("B", image_b, result.faces_b)):
+        used = "all" if all_faces else "the largest"
+        click.echo(f"{label}: {path}: {len(faces)} face(s), using {used} (box x,y,w,h = {faces[0].box})")
+    for c in result.comparisons:
+        d = c.decision
+        verdict = "SAME person" if d.same_person else "different people"
+        click.echo(
+            f"  face A#{c.face_a} vs B#{c.face_b}: {metric} distance {d.distance:.4f} "
+            f"(threshold {d.threshold}) -> {verdict}"
+        )
+    click.echo(
+        f"decision: {'SAME person' if result.same_person else 'DIFFERENT people'} ({owner.backend.name}, {model})"
+    )
+    click.echo("timings: " + ", ".join(f"{k} {v:.0f} ms" for k, v in result.timings_ms.items()))
+
+
+@click.command()
+@click.option(
+    "--pairs",
+    "pairs_csv",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="CSV with image_a,image_b,same_person.",
+)
+@click.option("--images", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of the photos.")
+@backend_option
+@click.option(
+    "--metric",
+    "metrics",
+    type=click.Choice(["cosine", "euclidean"]),
+    multiple=True,
+    help="Metric(s) to evaluate (default: both).",
+)
+@model_option
+@click.option(
+    "--out",
+    default="evaluation",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for summary.json and roc.png.",
+)
+@json_option
+def evaluate(pairs_csv, images, backend, metrics, model, out, as_json) -> None:
+    """Accuracy on labelled pairs, plaintext vs encrypted, with a ROC plot and a JSON summary."""
+    embedder = get_embedder("deepface", model=model)
+    owner, _, _ = key_parties(None, backend, embedder.dim)
+    summary = run_evaluation(
+        owner, embedder, pairs_csv, images, list(metrics) or ["cosine", "euclidean"], progress=not as_json
+    )
+    js, png = write_report(summary, out)
+    if as_json:
+        emit_json(__import__("json").loads(js.read_text()))
+        return
+    click.echo(
+        f"{summary['pairs_evaluated']}/{summary['pairs_total']} pairs, backend {summary['backend']}, "
+        f"model {model}; {len(summary['images_without_face'])} photo(s) without a face"
+    )
+    for name, m in summary["metrics"].items():
+        p, e = m["plaintext"], m["encrypted"]
+        click.echo(
+            f"  {name:<9} threshold {m['threshold']:<6} accuracy plaintext {p['accuracy']:.4f} "
+            f"encrypted {e['accuracy']:.4f}  FMR {e['false_match_rate']:.4f} "
+            f"FNMR {e['false_non_match_rate']:.4f}  agreement {m['decision_agreement']:.4f}  "
+            f"max |enc-plain| {m['max_abs_error']:.2e}"
+        )
+    click.echo(f"wrote {js} and {png}")
+
+
+@click.command()
+@backend_option
+@metric_option
+@click.option(
+    "--photos",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Also verify img1/img2/img3.jpg from this folder (e.g. ../shared/data/faces).",
+)
+def demo(backend, metric, photos) -> None:
+    """Encrypted face verification on real photos shipped by registry packages."""
+    click.echo("== cipherface demo: the matcher sees only ciphertexts ==")
+    embedder = get_embedder("deepface")
+    owner, matcher, keys_ms = key_parties(None, backend, embedder.dim)
+    click.echo(
+        f"key owner: {owner.backend.name} keys, N={owner.backend.params.poly_modulus_degree}, "
+        f"{owner.backend.security_level}-bit, made in {keys_ms:.0f} ms; "
+        f"matcher got the public bundle ({len(owner.public_bundle()) / 1e6:.1f} MB, no secret key)"
+    )
+    astronaut = sample_path("astronaut")
+    mirrored = cv2.resize(cv2.flip(cv2.imread(str(astronaut)), 1), None, fx=0.8, fy=0.8)
+    cases = [
+        ("astronaut vs a mirrored, resized copy", astronaut, mirrored, False, True),
+        ("astronaut vs Tom Hanks", astronaut, sample_path("tom_hanks"), False, False),
+        ("astronaut vs every face in a group photo", astronaut, sample_path("group"), True, False),
+    ]
+    if photos:
+        folder = Path(photos)
+        cases += [
+            ("img1 vs img2 (same person, different photos)", folder / "img1.jpg", folder / "img2.jpg", False, True),
+            ("img1 vs img3 (different people)", folder / "img1.jpg", folder / "img3.jpg", False, False),
+        ]
+    click.echo(
+        f"photos: {describe('astronaut')}; {describe('tom_hanks')}; {describe('group')}"
+        + (f"; {photos}" if photos else "")
+    )
+    wrong = 0
+    for title, a, b, all_faces, expected in cases:
+        r = run_verification(owner, matcher, embedder, a, b, metric=metric, all_faces=all_faces)
+        best = min(r.comparisons, key=lambda c: c.decision.distance).decision
+        verdict = "SAME person" if r.same_person else "different people"
+        ok = r.same_person == expected
+        wrong += not ok
+        click.echo(
+            f"  {title:<48} {len(r.comparisons):>2} encrypted comparison(s), closest {metric} distance "
+            f"{best.distance:.4f} (threshold {best.threshold}) -> {verdict} {'ok' if ok else 'UNEXPECTED'}"
+            f"  [{sum(r.timings_ms.values()):.0f} ms]"
+        )
+    try:
+        embedder.represent(sample_path("camera"))
+    except CipherfaceError as exc:
+        click.echo(f"  a photo with no frontal face is a clear error: {exc}")
+    click.echo("the key owner decrypted only the distances; the matcher never held a key that could.")
+    if wrong:
+        sys.exit(1)
+
+
+COMMANDS = [verify, evaluate, demo]

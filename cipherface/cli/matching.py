@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
@@ -12,6 +11,7 @@ from cipherface.cli.options import emit_json, json_option, metric_option
 from cipherface.embedders.thresholds import DEFAULT_MODEL, default_threshold
 from cipherface.errors import DimensionError
 from cipherface.roles import PUBLIC_FILE, KeyOwner, Matcher
+from cipherface.timing import Stopwatch
 
 
 def load_embedding(path: str) -> np.ndarray:
@@ -20,25 +20,6 @@ def load_embedding(path: str) -> np.ndarray:
     except (OSError, ValueError) as exc:
         raise DimensionError(f"{path}: not a readable .npy embedding ({exc})") from None
     return np.asarray(arr, dtype=np.float64).ravel()
-
-
-class Stopwatch:
-    """Wall-clock milliseconds per named stage."""
-
-    def __init__(self) -> None:
-        self.ms: dict[str, float] = {}
-
-    def __call__(self, stage: str):
-        watch = self
-
-        class _Stage:
-            def __enter__(self):
-                self.t = time.perf_counter()
-
-            def __exit__(self, *exc):
-                watch.ms[stage] = round((time.perf_counter() - self.t) * 1000, 2)
-
-        return _Stage()
 
 
 def matcher_for(owner: KeyOwner, key: str) -> Matcher:
