@@ -34,3 +34,17 @@ def owner(owners, backend_name) -> KeyOwner:
 @pytest.fixture(scope="session")
 def matcher(owner) -> Matcher:
     return Matcher(owner.public_bundle())
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from cipherface.plugins import get_embedder
+
+    return get_embedder("deepface")
+
+
+@pytest.fixture(scope="session")
+def faces():
+    from faces import faces_dir
+
+    return faces_dir()
