@@ -158,7 +158,6 @@ def write_report(summary: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
             title=f"{name}: ROC ({summary['backend']}, encrypted)",
             xlabel="false match rate",
             ylabel="true match rate",
-            xscale="symlog",
             xlim=(0, 1),
             ylim=(0, 1.01),
         )

@@ -21,7 +21,8 @@ class Cosine(DistanceProtocol):
         return arr / norm
 
     def encrypted(self, backend, a, b, dim):
-        dot = backend.sum_slots(backend.multiply(a, b), dim)
+        # nothing multiplies after this: rotate at the lowest level, where key switching is cheapest
+        dot = backend.sum_slots(backend.drop_to_depth(backend.multiply(a, b), 0), dim)
         return backend.add_plain(backend.negate(dot), 1.0)
 
     def plaintext(self, a, b):

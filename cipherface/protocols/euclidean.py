@@ -16,7 +16,9 @@ class Euclidean(DistanceProtocol):
 
     def encrypted(self, backend, a, b, dim):
         diff = backend.sub(a, b)
-        return backend.sum_slots(backend.multiply(diff, diff), dim)
+        # nothing multiplies after this: rotate at the lowest level, where key switching is cheapest
+        squared = backend.drop_to_depth(backend.multiply(diff, diff), 0)
+        return backend.sum_slots(squared, dim)
 
     def plaintext(self, a, b):
         diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)

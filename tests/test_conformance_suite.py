@@ -1,0 +1,86 @@
+"""The conformance suite catches broken backends and names what broke."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from cipherface_tenseal import TenSEALBackend
+
+from cipherface.testing.runner import run_conformance
+
+
+class LeakyPublicBundle(TenSEALBackend):
+    """Broken on purpose: its public bundle keeps the secret key."""
+
+    name = "leaky"
+
+    def _bundle_parts(self, secret):
+        return super()._bundle_parts(True)
+
+    @classmethod
+    def _from_parts(cls, params, key_id, rotation_steps, parts, secret):
+        return super()._from_parts(params, key_id, rotation_steps, parts, "secret_key" in parts)
+
+
+class NoisyDecrypt(TenSEALBackend):
+    """Broken on purpose: decryption adds noise far above CKKS's own."""
+
+    name = "noisy"
+
+    def _decrypt(self, ct):
+        values = np.asarray(super()._decrypt(ct))
+        return values + np.random.default_rng(0).normal(scale=1e-3, size=values.size)
+
+
+def failed_tests(report, capability):
+    return {f["test"].split("[")[0] for f in report["capabilities"][capability]["failures"]}
+
+
+def test_suite_catches_a_public_bundle_that_keeps_the_secret_key():
+    report = run_conformance(LeakyPublicBundle, keyword="public_bundle")
+    assert not report["ok"]
+    assert {
+        "test_public_bundle_refuses_to_decrypt",
+        "test_public_bundle_cannot_decrypt_even_bypassing_checks",
+        "test_public_bundle_contains_no_secret_key_bytes",
+    } <= failed_tests(report, "keys")
+    messages = " ".join(f["message"] for f in report["capabilities"]["keys"]["failures"])
+    assert "keys: " in messages and "secret" in messages
+
+
+def test_suite_catches_a_noisy_decrypt_and_names_precision():
+    report = run_conformance(NoisyDecrypt, keyword="round_trip or sum_slots")
+    assert not report["ok"]
+    assert "test_encrypt_decrypt_round_trip" in failed_tests(report, "precision")
+    assert any(
+        f["message"].startswith("AssertionError: precision: d=")
+        for f in report["capabilities"]["precision"]["failures"]
+    )
+
+
+def test_a_correct_backend_passes_the_same_selection():
+    report = run_conformance(TenSEALBackend, keyword="public_bundle or round_trip")
+    assert report["ok"]
+    assert report["capabilities"]["keys"]["passed"] >= 4
+
+
+def test_example_plugin_is_discovered_and_passes_through_the_cli():
+    listed = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "cipherface", "backends", "--json"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    opcount = next(b for b in listed["backends"] if b["name"] == "opcount")
+    assert opcount["plugin"] == "cipherface-opcount 0.1.0"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cipherface", "conformance", "opcount", "--json"], capture_output=True, text=True
+    )
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["ok"]
+    assert sum(c["passed"] for c in report["capabilities"].values()) >= 80
+
+
+def test_conformance_cli_on_an_unknown_backend_is_a_clear_error():
+    proc = subprocess.run([sys.executable, "-m", "cipherface", "conformance", "nope"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "installed backends:" in proc.stderr
