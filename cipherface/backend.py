@@ -219,6 +219,22 @@ class FHEBackend(ABC):
     @abstractmethod
     def _multiply_plain(self, a: Ciphertext, plain: np.ndarray | float, rescale: bool) -> Ciphertext: ...
 
+    def inner_product(self, a: Sequence[Ciphertext], b: Sequence[Ciphertext]) -> Ciphertext:
+        """Slot-wise Σᵢ aᵢ·bᵢ with one relinearisation and one rescale: the packed-gallery kernel
+        (``a``: d gallery ciphertexts, ``b``: d replicated probe ciphertexts)."""
+        if len(a) != len(b) or not a:
+            raise DimensionError(f"inner product needs two equally long, non-empty lists, got {len(a)} and {len(b)}")
+        self._check_depth(a[0], b[0])
+        return self._inner_product(a, b)
+
+    def _inner_product(self, a: Sequence[Ciphertext], b: Sequence[Ciphertext]) -> Ciphertext:
+        """Portable version on the primitives; backends may override it with a native loop."""
+        acc = None
+        for x, y in zip(a, b):
+            prod = self._multiply(x, y, False, False)
+            acc = prod if acc is None else self.add(acc, prod)
+        return self._rescale(self.relinearize(acc))
+
     @abstractmethod
     def relinearize(self, a: Ciphertext) -> Ciphertext: ...
 

@@ -269,6 +269,21 @@ class PrimitiveTests(_Fixtures):
             "primitives: a ciphertext at a lower level should serialise smaller"
         )
 
+    def test_level_survives_serialisation(self, backend, xy, tolerance):
+        x, y = xy
+        low = backend.drop_level(backend.encrypt(x), 1)
+        loaded, _ = backend.load_ciphertext(backend.dump_ciphertext(low))
+        assert backend.depth_left(loaded) == backend.depth_left(low), "primitives: level lost in serialisation"
+        self._check(backend, backend.multiply_plain(loaded, y), x * y, tolerance, "multiply after load")
+
+    def test_inner_product(self, backend, rng, tolerance):
+        a, b = rng.uniform(-1, 1, size=(5, 300)), rng.uniform(-1, 1, size=(5, 300))
+        cts_a = [backend.drop_level(backend.encrypt(v), 1) for v in a]
+        cts_b = [backend.drop_level(backend.encrypt(v), 1) for v in b]
+        out = backend.inner_product(cts_a, cts_b)
+        self._check(backend, out, (a * b).sum(axis=0), tolerance, "inner_product")
+        assert backend.depth_left(out) == backend.depth_left(cts_a[0]) - 1
+
     def test_operands_at_different_levels_are_aligned(self, backend, xy, tolerance):
         x, y = xy
         self._check(

@@ -79,8 +79,13 @@ class PyfhelBackend(FHEBackend):
         return self._secret
 
     def depth_left(self, ct) -> int:
-        # Pyfhel counts levels down from the top (0 = fresh)
         return self.params.depth - ct.mod_level
+
+    @staticmethod
+    def _at(ct, level: int):
+        """Set Pyfhel's level counter, which its multiply, rescale and loads do not keep right."""
+        ct.mod_level = level
+        return ct
 
     # ------------------------------------------------------------ helpers
     def _encode(self, plain: np.ndarray | float, level: int, scale: float):
@@ -120,17 +125,18 @@ class PyfhelBackend(FHEBackend):
 
     def add(self, a, b):
         a, b = self._aligned(a, b)
-        return self._he.add(a, b, in_new_ctxt=True)
+        return self._at(self._he.add(a, b, in_new_ctxt=True), a.mod_level)
 
     def sub(self, a, b):
         a, b = self._aligned(a, b)
-        return self._he.sub(a, b, in_new_ctxt=True)
+        return self._at(self._he.sub(a, b, in_new_ctxt=True), a.mod_level)
 
     def negate(self, a):
-        return self._he.negate(a, in_new_ctxt=True)
+        return self._at(self._he.negate(a, in_new_ctxt=True), a.mod_level)
 
     def _add_plain(self, a, plain):
-        return self._he.add_plain(a, self._encode(plain, a.mod_level, a.scale), in_new_ctxt=True)
+        out = self._he.add_plain(a, self._encode(plain, a.mod_level, a.scale), in_new_ctxt=True)
+        return self._at(out, a.mod_level)
 
     def _multiply(self, a, b, relinearize, rescale):
         a, b = self._aligned(a, b)
@@ -139,23 +145,23 @@ class PyfhelBackend(FHEBackend):
             self._he.relinearize(out)
         if rescale:
             self._he.rescale_to_next(out)
-        return out
+        return self._at(out, a.mod_level + rescale)
 
     def _multiply_plain(self, a, plain, rescale):
         out = self._he.multiply_plain(a, self._encode(plain, a.mod_level, self.params.scale), in_new_ctxt=True)
         if rescale:
             self._he.rescale_to_next(out)
-        return out
+        return self._at(out, a.mod_level + rescale)
 
     def relinearize(self, a):
         out = PyCtxt(copy_ctxt=a)
         self._he.relinearize(out)
-        return out
+        return self._at(out, a.mod_level)
 
     def _rescale(self, a):
         out = PyCtxt(copy_ctxt=a)
         self._he.rescale_to_next(out)
-        return out
+        return self._at(out, a.mod_level + 1)
 
     def drop_level(self, a, levels=1):
         if levels > self.depth_left(a):
@@ -163,16 +169,20 @@ class PyfhelBackend(FHEBackend):
         out = PyCtxt(copy_ctxt=a)
         for _ in range(levels):
             self._he.mod_switch_to_next(out)
-        return out
+        return self._at(out, a.mod_level + levels)
 
     def _rotate(self, a, step):
-        return self._he.rotate(a, step, in_new_ctxt=True)
+        return self._at(self._he.rotate(a, step, in_new_ctxt=True), a.mod_level)
 
     def _serialize(self, ct) -> bytes:
         return ct.to_bytes()
 
     def _deserialize(self, data: bytes):
-        return PyCtxt(pyfhel=self._he, bytestring=data)
+        ct = PyCtxt(pyfhel=self._he, bytestring=data)
+        # the level is not in Pyfhel's view of a loaded ciphertext: count its primes from the size
+        # (uncompressed: polynomials x N x primes x 8 bytes, plus a header far smaller than one prime)
+        primes = len(data) // (ct.size() * self.params.poly_modulus_degree * 8)
+        return self._at(ct, len(self.params.coeff_mod_bit_sizes) - 1 - primes)
 
 
 @hookimpl

@@ -217,6 +217,20 @@ class TenSEALBackend(FHEBackend):
             self._evaluator.rescale_to_next_inplace(out)
         return out
 
+    def _inner_product(self, a, b):
+        # in place: one temporary and one accumulator for the whole block
+        ev = self._evaluator
+        acc, tmp = seal.Ciphertext(), seal.Ciphertext()
+        x, y = self._aligned(a[0], b[0])
+        ev.multiply(x, y, acc)
+        for x, y in zip(a[1:], b[1:]):
+            x, y = self._aligned(x, y)
+            ev.multiply(x, y, tmp)
+            ev.add_inplace(acc, tmp)
+        ev.relinearize_inplace(acc, self._relin_keys)
+        ev.rescale_to_next_inplace(acc)
+        return acc
+
     def relinearize(self, a):
         out = seal.Ciphertext()
         self._evaluator.relinearize(a, self._relin_keys, out)
