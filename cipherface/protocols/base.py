@@ -50,6 +50,17 @@ class DistanceProtocol(ABC):
         """Same person: the decrypted value is at most the threshold's cutoff."""
         return bool(value <= self.cutoff(threshold))
 
+    @abstractmethod
+    def gallery_row(self, embedding: np.ndarray) -> np.ndarray:
+        """The vector stored for a gallery identity in the packed layout (prepared, maybe augmented)."""
+
+    @abstractmethod
+    def probe_row(self, embedding: np.ndarray) -> tuple[np.ndarray, float]:
+        """The probe vector and an offset such that value = gallery_row · probe_row + offset.
+
+        This turns every metric into one encrypted inner product per identity, which the
+        packed gallery computes for thousands of identities per ciphertext."""
+
     def distance(self, value: float) -> float:
         """The distance in the units thresholds are given in."""
         return float(value)

@@ -28,5 +28,12 @@ class Cosine(DistanceProtocol):
     def plaintext(self, a, b):
         return float(1.0 - np.asarray(a, dtype=np.float64) @ np.asarray(b, dtype=np.float64))
 
+    def gallery_row(self, embedding):
+        return self.prepare(embedding)
+
+    def probe_row(self, embedding):
+        # 1 - ĝ·p̂ = ĝ·(-p̂) + 1
+        return -self.prepare(embedding), 1.0
+
     def cutoff(self, threshold):
         return float(threshold)

@@ -24,6 +24,15 @@ class Euclidean(DistanceProtocol):
         diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
         return float(diff @ diff)
 
+    def gallery_row(self, embedding):
+        # ||g - p||² = ||g||² - 2 g·p + ||p||²: store (g, ||g||²), probe with (-2p, 1) and add ||p||²
+        g = self.prepare(embedding)
+        return np.append(g, g @ g)
+
+    def probe_row(self, embedding):
+        p = self.prepare(embedding)
+        return np.append(-2.0 * p, 1.0), float(p @ p)
+
     def cutoff(self, threshold):
         return float(threshold) ** 2
 

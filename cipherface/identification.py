@@ -1,0 +1,208 @@
+"""1:N identification: the key owner and the matcher around a packed encrypted gallery.
+
+Each call below says which side does what; the matcher's part only ever touches
+ciphertexts, opaque ids and the public bundle.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from cipherface.errors import GalleryError
+from cipherface.gallery import Directory, EncryptedGallery, decrypt_scores, encrypt_columns, encrypt_probe
+from cipherface.gallery.packing import decrypt_block, encrypt_block
+from cipherface.plugins import get_protocol
+from cipherface.roles import KeyOwner
+from cipherface.timing import Stopwatch
+
+DIRECTORY_FILE = "directory.db"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    identity: str
+    value: float  # decrypted quantity (squared distance for euclidean)
+    distance: float
+    accepted: bool
+
+
+@dataclass
+class Identification:
+    metric: str
+    threshold: float
+    candidates: list[Candidate]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> str | None:
+        """The accepted top-1 name, or None when nobody in the gallery is close enough."""
+        return self.candidates[0].name if self.candidates and self.candidates[0].accepted else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "identity": self.identity,
+            "accepted": self.identity is not None,
+            "metric": self.metric,
+            "threshold": self.threshold,
+            "candidates": [asdict(c) for c in self.candidates],
+            "timings_ms": self.timings_ms,
+        }
+
+
+class Identifier:
+    """Enrol, remove, list and identify against one gallery under one key."""
+
+    def __init__(self, owner: KeyOwner, gallery: EncryptedGallery, directory: Directory) -> None:
+        if gallery.key_id != owner.key_id:
+            raise GalleryError(
+                f"gallery {gallery.store.path} is encrypted under key {gallery.key_id}, "
+                f"the key owner holds {owner.key_id}"
+            )
+        self.owner = owner
+        self.gallery = gallery
+        self.directory = directory
+        self.protocol = get_protocol(gallery.metric)
+
+    @classmethod
+    def open(
+        cls,
+        gallery_path: str | Path,
+        key_dir: str | Path,
+        *,
+        create: bool = False,
+        backend: str | None = None,
+        metric: str = "cosine",
+        dim: int = 128,
+    ) -> Identifier:
+        """Open a gallery with the key owner's folder; with ``create``, make both when absent."""
+        gallery_path, key_dir = Path(gallery_path), Path(key_dir)
+        if not gallery_path.exists():
+            if not create:
+                raise GalleryError(f"no gallery at {gallery_path}")
+            owner = KeyOwner.load(key_dir) if (key_dir / "secret.cfk").exists() else None
+            if owner is None:
+                owner = KeyOwner.generate(backend)
+                owner.save(key_dir)
+            gallery = EncryptedGallery.create(gallery_path, owner.public_bundle(), metric, dim)
+        else:
+            owner = KeyOwner.load(key_dir)
+            gallery = EncryptedGallery.open(gallery_path, key_id=owner.key_id)
+        return cls(owner, gallery, Directory(key_dir / DIRECTORY_FILE))
+
+    def close(self) -> None:
+        self.gallery.close()
+        self.directory.close()
+
+    def __enter__(self) -> Identifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ enrolment
+    def enroll(self, names: Sequence[str], embeddings: Sequence[np.ndarray], *, progress: bool = True) -> list[str]:
+        """Enrol templates (one per embedding), one transaction per block's worth."""
+        if len(names) != len(embeddings):
+            raise GalleryError(f"{len(names)} names for {len(embeddings)} embeddings")
+        for e in embeddings:
+            if np.asarray(e).shape != (self.gallery.dim,):
+                raise GalleryError(f"embedding of shape {np.asarray(e).shape}; this gallery holds d={self.gallery.dim}")
+        ids: list[str] = []
+        step = self.gallery.slot_count
+        bar = tqdm(total=len(names), desc="enrolling", unit="id", disable=not progress or len(names) < 2)
+        for start in range(0, len(names), step):
+            chunk_names, chunk = names[start : start + step], embeddings[start : start + step]
+            slots = self.gallery.allocate(len(chunk))  # matcher: free slots
+            columns = encrypt_columns(self.owner.backend, self.protocol, chunk, slots)  # key owner
+            new_ids = [secrets.token_hex(16) for _ in chunk]
+            self.directory.add(zip(new_ids, chunk_names))  # key owner, on-prem
+            self.gallery.enroll(columns, slots, new_ids)  # matcher, one transaction
+            ids += new_ids
+            bar.update(len(chunk))
+        bar.close()
+        return ids
+
+    def remove(self, name: str) -> int:
+        """Remove every template of a name; their slots are zeroed and become free for reuse."""
+        ids = self.directory.ids_of(name)
+        located = self.gallery.store.locate(ids)
+        if not located:
+            raise GalleryError(f"{name!r} is not enrolled in this gallery")
+        by_block: dict[int, list[tuple[str, int]]] = {}
+        for ident, block, slot in located:
+            by_block.setdefault(block, []).append((ident, slot))
+        for block, members in by_block.items():
+            # the key owner re-encrypts the block with those slots zeroed; the matcher swaps it in
+            columns = decrypt_block(self.owner.backend, self.gallery.block_blobs(block))
+            columns[:, [slot for _, slot in members]] = 0.0
+            fresh = encrypt_block(self.owner.backend, columns, block)
+            self.gallery.replace_block(block, fresh, [ident for ident, _ in members])
+        self.directory.remove(ids)
+        return len(located)
+
+    def names(self) -> dict[str, int]:
+        """Enrolled names and their number of templates (only ids the gallery really holds)."""
+        present = {ident for ident, _, _ in self.gallery.store.slots()}
+        counts: dict[str, int] = {}
+        for name in self.directory.names_of(present).values():
+            counts[name] = counts.get(name, 0) + 1
+        return dict(sorted(counts.items()))
+
+    # -------------------------------------------------------------- queries
+    def identify(
+        self,
+        embedding: np.ndarray,
+        *,
+        top_k: int = 5,
+        threshold: float | None = None,
+        workers: int = 1,
+    ) -> Identification:
+        """Top-k templates by distance, and the accept/reject decision for the closest."""
+        if threshold is None:
+            from cipherface.embedders.thresholds import DEFAULT_MODEL, default_threshold
+
+            threshold = default_threshold(DEFAULT_MODEL, self.gallery.metric)
+        watch = Stopwatch()
+        with watch("encrypt_probe"):  # key owner
+            probe, offset = encrypt_probe(self.owner.backend, self.protocol, embedding)
+        with watch("encrypted_scan"):  # matcher
+            results = self.gallery.scan(probe, workers=workers)
+            slot_map = self.gallery.slot_map()
+        with watch("decrypt_rank"):  # key owner
+            ids, values = [], []
+            for blob in results:
+                block, scores = decrypt_scores(self.owner.backend, blob)
+                occupied = slot_map.get(block, {})
+                if occupied:
+                    slots = np.fromiter(occupied, dtype=int)
+                    ids += list(occupied.values())
+                    values.append(scores[slots] + offset)
+            candidates = self._rank(ids, np.concatenate(values) if values else np.array([]), top_k, threshold)
+        return Identification(self.gallery.metric, threshold, candidates, watch.ms)
+
+    def _rank(self, ids: list[str], values: np.ndarray, top_k: int, threshold: float) -> list[Candidate]:
+        if not ids:
+            return []
+        k = min(top_k, len(ids))
+        best = np.argpartition(values, k - 1)[:k]
+        best = best[np.argsort(values[best])]
+        names = self.directory.names_of(ids[i] for i in best)
+        cutoff = self.protocol.cutoff(threshold)
+        return [
+            Candidate(
+                name=names.get(ids[i], "?"),
+                identity=ids[i],
+                value=float(values[i]),
+                distance=self.protocol.distance(float(values[i])),
+                accepted=bool(values[i] <= cutoff),
+            )
+            for i in best
+        ]
