@@ -148,9 +148,21 @@ class FHEBackend(ABC):
         """Rescales this ciphertext can still take (0: at the last level)."""
 
     # ------------------------------------------------------ encrypt / decrypt
-    def encrypt(self, values: Values) -> Ciphertext:
-        """Encrypt up to ``slot_count`` reals into one ciphertext; unused slots are zero."""
-        return self._encrypt(self._check_values(values))
+    def encrypt(self, values: Values, *, depth: int | None = None) -> Ciphertext:
+        """Encrypt up to ``slot_count`` reals into one ciphertext; unused slots are zero.
+
+        With ``depth``, the ciphertext is made with only that many levels left: cheaper to
+        make and smaller than encrypting at the top and dropping levels."""
+        arr = self._check_values(values)
+        if depth is None:
+            return self._encrypt(arr)
+        if not 0 <= depth <= self.params.depth:
+            raise CipherfaceError(f"depth must be 0..{self.params.depth} for this parameter set, got {depth}")
+        return self._encrypt_at(arr, depth)
+
+    def _encrypt_at(self, values: np.ndarray, depth: int) -> Ciphertext:
+        """Portable version; backends may encrypt directly at the lower level."""
+        return self.drop_to_depth(self._encrypt(values), depth)
 
     def decrypt(self, ct: Ciphertext, length: int | None = None) -> np.ndarray:
         """The first ``length`` slots (all by default); needs the secret key."""

@@ -48,3 +48,16 @@ def faces():
     from faces import faces_dir
 
     return faces_dir()
+
+
+@pytest.fixture(scope="session")
+def pair_embeddings(embedder, faces):
+    """The 520 labelled pairs and the largest-face embedding of every photo in them (embedded once)."""
+    from cipherface.evaluation import embed_images, read_pairs
+
+    pairs = read_pairs(faces / "pairs.csv")
+    names = sorted({p.image_a for p in pairs} | {p.image_b for p in pairs})
+    embedded = embed_images(embedder, faces, names, progress=False)
+    missing = {n: v for n, v in embedded.items() if isinstance(v, str)}
+    assert not missing, f"photos without a detected face: {missing}"
+    return pairs, embedded

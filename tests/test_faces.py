@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cipherface import Matcher
-from cipherface.evaluation import embed_images, evaluate_metric, read_pairs, write_report
+from cipherface.evaluation import evaluate_metric, write_report
 from cipherface.verification import verify
 
 
@@ -56,16 +56,6 @@ def test_verify_cli_json(faces, backend, b, same):
     assert out["same_person"] is same and out["backend"] == backend
     assert out["threshold"] == 0.07 and out["metric"] == "cosine"
     assert {"keys", "embed", "encrypt", "encrypted_distance", "decrypt_decide"} == set(out["timings_ms"])
-
-
-@pytest.fixture(scope="session")
-def pair_embeddings(embedder, faces):
-    pairs = read_pairs(faces / "pairs.csv")
-    names = sorted({p.image_a for p in pairs} | {p.image_b for p in pairs})
-    embedded = embed_images(embedder, faces, names, progress=False)
-    missing = {n: v for n, v in embedded.items() if isinstance(v, str)}
-    assert not missing, f"photos without a detected face: {missing}"
-    return pairs, embedded
 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])

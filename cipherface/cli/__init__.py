@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from cipherface.cli import conformance, faces, keys, matching, plugins
+from cipherface.cli import conformance, faces, gallery, keys, matching, plugins
 from cipherface.errors import CipherfaceError
 
 
@@ -16,7 +16,7 @@ def cli() -> None:
     """Face matching on CKKS-encrypted embeddings: the cloud never sees a face, a distance or a decision."""
 
 
-for module in (plugins, keys, matching, faces, conformance):
+for module in (plugins, keys, matching, faces, gallery, conformance):
     for command in module.COMMANDS:
         cli.add_command(command)
 

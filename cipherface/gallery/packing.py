@@ -66,5 +66,5 @@ def encrypt_block(backend: FHEBackend, columns: np.ndarray, block: int) -> list[
 
 
 def _dump_stored(backend: FHEBackend, values: np.ndarray, **meta: int) -> bytes:
-    ct = backend.drop_to_depth(backend.encrypt(values), STORAGE_DEPTH)
+    ct = backend.encrypt(values, depth=STORAGE_DEPTH)
     return backend.dump_ciphertext(ct, kind=envelope.GALLERY_BLOCK, meta=meta)

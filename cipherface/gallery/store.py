@@ -56,8 +56,8 @@ class GalleryStore:
         path = Path(path)
         if not path.is_file():
             raise GalleryError(f"no gallery at {path} (create one with `cipherface enroll`)")
-        store = cls(path, cls._connect(path))
         try:
+            store = cls(path, cls._connect(path))
             schema = store.meta().get("schema")
         except sqlite3.DatabaseError as exc:
             raise GalleryError(f"{path} is not a cipherface gallery ({exc})") from None

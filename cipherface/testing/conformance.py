@@ -159,6 +159,13 @@ class PrecisionTests(_Fixtures):
         x = rng.uniform(-1, 1, size=backend.slot_count)
         assert_close(backend.decrypt(backend.encrypt(x)), x, tolerance, "precision: all slots")
 
+    @pytest.mark.parametrize("depth", [0, 1])
+    def test_encrypt_at_a_lower_level(self, backend, rng, tolerance, depth):
+        x = rng.uniform(-1, 1, size=200)
+        ct = backend.encrypt(x, depth=depth)
+        assert backend.depth_left(ct) == depth, f"precision: asked depth {depth}, got {backend.depth_left(ct)}"
+        assert_close(backend.decrypt(ct, 200), x, tolerance, f"precision: encrypted at depth {depth}")
+
     def test_unused_slots_decrypt_to_zero(self, backend, tolerance):
         out = backend.decrypt(backend.encrypt([3.0, -2.0]))
         assert_close(out[2:], np.zeros(backend.slot_count - 2), tolerance, "precision: padding slots")

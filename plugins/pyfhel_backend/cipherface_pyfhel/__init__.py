@@ -118,6 +118,10 @@ class PyfhelBackend(FHEBackend):
         arr[: values.size] = values
         return self._he.encryptFrac(arr)
 
+    def _encrypt_at(self, values, depth):
+        level = self.params.depth - depth
+        return self._at(self._he.encryptPtxt(self._encode(values, level, self.params.scale)), level)
+
     def _decrypt(self, ct):
         if self._he.is_secret_key_empty():  # Pyfhel segfaults decrypting without one
             raise SecretKeyRequiredError("cannot decrypt: this Pyfhel context holds no secret key")

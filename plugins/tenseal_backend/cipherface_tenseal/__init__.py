@@ -173,6 +173,14 @@ class TenSEALBackend(FHEBackend):
         self._encryptor.encrypt(self._encode(values, self._context.first_parms_id(), self.params.scale), ct)
         return ct
 
+    def _encrypt_at(self, values, depth):
+        data = self._context.first_context_data()
+        while data.chain_index() > depth:
+            data = data.next_context_data()
+        ct = seal.Ciphertext()
+        self._encryptor.encrypt(self._encode(values, data.parms_id(), self.params.scale), ct)
+        return ct
+
     def _decrypt(self, ct):
         pt = seal.Plaintext()
         self._decryptor.decrypt(ct, pt)

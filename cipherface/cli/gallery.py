@@ -1,0 +1,215 @@
+"""1:N commands: `enroll`, `identify` and `gallery info|list|remove`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from cipherface.cli.matching import load_embedding
+from cipherface.cli.options import backend_option, emit_json, json_option, metric_option
+from cipherface.errors import CipherfaceError, GalleryError
+from cipherface.gallery import EncryptedGallery
+from cipherface.identification import Identifier
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+gallery_option = click.option(
+    "--gallery", required=True, type=click.Path(dir_okay=False), help="Gallery file (SQLite), the matcher's side."
+)
+key_option = click.option(
+    "--key",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Key owner's folder (secret bundle and name directory); default: GALLERY.keys beside the gallery.",
+)
+
+
+def key_dir(gallery: str, key: str | None) -> Path:
+    return Path(key) if key else Path(gallery + ".keys")
+
+
+def folder_photos(folder: Path) -> list[tuple[str, Path]]:
+    """(name, photo) for every FOLDER/NAME/photo."""
+    pairs = [
+        (person.name, photo)
+        for person in sorted(p for p in folder.iterdir() if p.is_dir())
+        for photo in sorted(person.iterdir())
+        if photo.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    if not pairs:
+        raise CipherfaceError(f"{folder} holds no NAME/photo files (expected one sub-folder per person)")
+    return pairs
+
+
+@click.command()
+@gallery_option
+@key_option
+@backend_option
+@metric_option
+@click.option("--name", default=None, help="Name of the person in IMAGES (or in --npy).")
+@click.option(
+    "--folder",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Enrol FOLDER/NAME/*.jpg, one sub-folder per person.",
+)
+@click.option(
+    "--npy",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Embeddings instead of photos: one vector, or an N x d array with --names.",
+)
+@click.option(
+    "--names",
+    "names_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="With --npy: a text file with one name per row of the array.",
+)
+@click.argument("images", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@json_option
+def enroll(gallery, key, backend, metric, name, folder, npy, names_file, images, as_json) -> None:
+    """Enrol people into an encrypted gallery (created with fresh keys if it does not exist)."""
+    names, embeddings, skipped = _enrolment_input(name, folder, npy, names_file, images)
+    dim = int(np.asarray(embeddings[0]).size)
+    with Identifier.open(gallery, key_dir(gallery, key), create=True, backend=backend, metric=metric, dim=dim) as ident:
+        ident.enroll(names, embeddings, progress=not as_json)
+        info = ident.gallery.info()
+    report = {"enrolled": len(names), "skipped": skipped, "gallery": info}
+    if as_json:
+        emit_json(report)
+        return
+    for photo, reason in skipped.items():
+        click.echo(f"skipped {photo}: {reason}", err=True)
+    click.echo(
+        f"enrolled {len(names)} template(s) of {len(set(names))} name(s); gallery {gallery} now holds "
+        f"{info['identities']} in {info['blocks']} block(s)"
+    )
+
+
+def _enrolment_input(name, folder, npy, names_file, images):
+    skipped: dict[str, str] = {}
+    if npy:
+        arr = np.load(npy, allow_pickle=False)
+        arr = arr[None, :] if arr.ndim == 1 else arr
+        if names_file:
+            names = [ln.strip() for ln in Path(names_file).read_text().splitlines() if ln.strip()]
+        elif name:
+            names = [name] * len(arr)
+        else:
+            raise click.UsageError("--npy needs --name or --names")
+        if len(names) != len(arr):
+            raise click.UsageError(f"{len(names)} names for {len(arr)} embeddings")
+        return names, [np.asarray(v, dtype=np.float64) for v in arr], skipped
+    if folder:
+        photos = folder_photos(Path(folder))
+    elif images and name:
+        photos = [(name, Path(p)) for p in images]
+    else:
+        raise click.UsageError("give --name NAME IMAGES..., or --folder DIR, or --npy FILE")
+    from tqdm import tqdm
+
+    from cipherface.plugins import get_embedder
+
+    embedder = get_embedder("deepface")
+    names, embeddings = [], []
+    for person, photo in tqdm(photos, desc="embedding photos", unit="photo", disable=len(photos) < 2):
+        try:
+            face = embedder.represent(photo)[0]
+        except CipherfaceError as exc:
+            skipped[str(photo)] = str(exc)
+            continue
+        names.append(person)
+        embeddings.append(face.embedding)
+    if not names:
+        raise CipherfaceError(f"no usable face in any photo: {skipped}")
+    return names, embeddings, skipped
+
+
+@click.command()
+@gallery_option
+@key_option
+@click.argument("image", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--npy", type=click.Path(exists=True, dir_okay=False), default=None, help="A probe embedding instead.")
+@click.option("--top-k", type=int, default=5, show_default=True)
+@click.option("--threshold", type=float, default=None, help="Distance threshold (default: the Dlib model's).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Processes scanning the gallery.")
+@json_option
+def identify(gallery, key, image, npy, top_k, threshold, workers, as_json) -> None:
+    """Who is this? The largest face of IMAGE against the encrypted gallery."""
+    if bool(image) == bool(npy):
+        raise click.UsageError("give either IMAGE or --npy")
+    if npy:
+        probe = load_embedding(npy)
+    else:
+        from cipherface.plugins import get_embedder
+
+        probe = get_embedder("deepface").represent(image)[0].embedding
+    with Identifier.open(gallery, key_dir(gallery, key)) as ident:
+        result = ident.identify(probe, top_k=top_k, threshold=threshold, workers=workers)
+        count = ident.gallery.count()
+    out = {**result.to_dict(), "gallery_size": count}
+    if as_json:
+        emit_json(out)
+        return
+    verdict = (
+        f"identified as {result.identity}" if result.identity else "unknown: nobody in the gallery is close enough"
+    )
+    click.echo(f"{verdict} ({result.metric}, threshold {result.threshold}, {count} templates searched)")
+    for rank, c in enumerate(result.candidates, 1):
+        click.echo(f"  {rank}. {c.name:<24} distance {c.distance:.4f}{'  (accepted)' if c.accepted else ''}")
+    click.echo("timings: " + ", ".join(f"{k} {v:.0f} ms" for k, v in result.timings_ms.items()))
+
+
+@click.group("gallery")
+def gallery_group() -> None:
+    """Inspect and edit an encrypted gallery."""
+
+
+@gallery_group.command("info")
+@click.argument("path", type=click.Path(dir_okay=False))
+@json_option
+def gallery_info(path, as_json) -> None:
+    """What the matcher's gallery file holds (no key needed: ids are opaque)."""
+    with EncryptedGallery.open(path) as g:
+        info = g.info()
+    if as_json:
+        emit_json(info)
+        return
+    for k, v in info.items():
+        click.echo(f"{k:>18}: {v}")
+
+
+@gallery_group.command("list")
+@click.argument("path", type=click.Path(dir_okay=False))
+@key_option
+@json_option
+def gallery_list(path, key, as_json) -> None:
+    """Enrolled names and their number of templates (needs the key owner's folder)."""
+    with Identifier.open(path, key_dir(path, key)) as ident:
+        names = ident.names()
+    if as_json:
+        emit_json(names)
+        return
+    for name, n in names.items():
+        click.echo(f"{name}\t{n}")
+
+
+@gallery_group.command("remove")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--name", required=True)
+@key_option
+def gallery_remove(path, name, key) -> None:
+    """Remove every template of NAME; their slots are zeroed and reused by later enrolments."""
+    with Identifier.open(path, key_dir(path, key)) as ident:
+        try:
+            n = ident.remove(name)
+        except GalleryError as exc:
+            raise CipherfaceError(str(exc)) from None
+        left = ident.gallery.count()
+    click.echo(f"removed {n} template(s) of {name}; {left} left")
+
+
+COMMANDS = [enroll, identify, gallery_group]

@@ -1,0 +1,219 @@
+"""1:N identification on the packed encrypted gallery."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+from cipherface import KeyOwner
+from cipherface.errors import BackendMismatchError, GalleryError, KeyMismatchError
+from cipherface.evaluation import read_pairs
+from cipherface.gallery import EncryptedGallery
+from cipherface.gallery.packing import decrypt_block
+from cipherface.identification import Identifier
+
+
+def unit_vectors(rng, n, d=128):
+    x = rng.normal(size=(n, d))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def people(faces):
+    """Photo -> person label, from the same-person pairs (connected components)."""
+    parent = {}
+
+    def find(a):
+        parent.setdefault(a, a)
+        while parent[a] != a:
+            a = parent[a]
+        return a
+
+    for p in read_pairs(faces / "pairs.csv"):
+        find(p.image_a), find(p.image_b)
+        if p.same_person:
+            parent[find(p.image_a)] = find(p.image_b)
+    return {photo: find(photo) for photo in parent}
+
+
+def plaintext_top1(metric, gallery_names, gallery_matrix, probe, threshold):
+    """The plaintext model's answer, computed independently with numpy."""
+    if metric == "cosine":
+        g = gallery_matrix / np.linalg.norm(gallery_matrix, axis=1, keepdims=True)
+        values = 1 - g @ (probe / np.linalg.norm(probe))
+        cutoff = threshold
+    else:
+        values = ((gallery_matrix - probe) ** 2).sum(axis=1)
+        cutoff = threshold**2
+    best = int(np.argmin(values))
+    return gallery_names[best], bool(values[best] <= cutoff)
+
+
+@pytest.mark.parametrize(("backend", "metric"), [("tenseal", "cosine"), ("pyfhel", "euclidean")])
+def test_10k_gallery_top1_and_decision_equal_plaintext(tmp_path, faces, pair_embeddings, backend, metric):
+    _, embeddings = pair_embeddings
+    who = people(faces)
+    rng = np.random.default_rng(6)
+    synthetic = unit_vectors(rng, 10_000 - 13) * 0.5  # Dlib embeddings have norms of about 0.5
+    enrolled_photo = {}
+    for photo in sorted(embeddings):
+        enrolled_photo.setdefault(who[photo], photo)
+    names = [f"synthetic-{i}" for i in range(len(synthetic))] + list(enrolled_photo)
+    vectors = list(synthetic) + [embeddings[photo] for photo in enrolled_photo.values()]
+    threshold = {"cosine": 0.07, "euclidean": 0.6}[metric]
+    with Identifier.open(tmp_path / "g.db", tmp_path / "keys", create=True, backend=backend, metric=metric) as ident:
+        ident.enroll(names, vectors, progress=False)
+        assert ident.gallery.count() == len(names) >= 10_000
+        probes = [(photo, embeddings[photo]) for photo in sorted(embeddings) if photo not in enrolled_photo.values()]
+        probes += [(f"synthetic-{i}", synthetic[i] + rng.normal(size=128) * 0.01) for i in range(0, 9000, 900)]
+        probes += [(None, v) for v in unit_vectors(rng, 5) * 0.5]
+        identified = 0
+        matrix = np.array(vectors)
+        for label, probe in probes:
+            got = ident.identify(probe, top_k=1, threshold=threshold)
+            want_name, want_accept = plaintext_top1(metric, names, matrix, probe, threshold)
+            assert (got.candidates[0].name, got.candidates[0].accepted) == (want_name, want_accept), label
+            if label in who and want_accept:
+                assert want_name == who[label]  # the right person, whenever the plaintext model accepts
+                identified += 1
+        assert identified >= 0.8 * sum(1 for label, _ in probes if label in who)
+
+
+@pytest.fixture
+def small(tmp_path, backend_name):
+    rng = np.random.default_rng(3)
+    vectors = unit_vectors(rng, 40)
+    ident = Identifier.open(tmp_path / "g.db", tmp_path / "keys", create=True, backend=backend_name)
+    ident.enroll([f"p{i}" for i in range(40)], list(vectors), progress=False)
+    yield ident, vectors
+    ident.close()
+
+
+def test_remove_zeroes_the_slot_and_frees_it_for_reuse(small):
+    ident, vectors = small
+    [(_, block, slot)] = ident.gallery.store.locate(ident.directory.ids_of("p7"))
+    assert ident.remove("p7") == 1
+    assert ident.gallery.count() == 39 and "p7" not in ident.names()
+    columns = decrypt_block(ident.owner.backend, ident.gallery.block_blobs(block))
+    assert np.abs(columns[:, slot]).max() < 1e-5
+    np.testing.assert_allclose(columns[:, slot + 1], vectors[8], atol=1e-5)
+    assert ident.identify(vectors[7], top_k=1).candidates[0].name != "p7"
+    ident.enroll(["newcomer"], [vectors[7]], progress=False)
+    assert ident.gallery.store.locate(ident.directory.ids_of("newcomer"))[0][1:] == (block, slot)
+    assert ident.identify(vectors[7], top_k=1).identity == "newcomer"
+
+
+def test_removing_an_unknown_name_is_a_clear_error(small):
+    ident, _ = small
+    with pytest.raises(GalleryError, match="'nobody' is not enrolled"):
+        ident.remove("nobody")
+
+
+def test_parallel_scan_equals_single_process_scan(small):
+    ident, vectors = small
+    one = ident.identify(vectors[3], top_k=5)
+    two = ident.identify(vectors[3], top_k=5, workers=2)
+    assert [c.name for c in one.candidates] == [c.name for c in two.candidates]
+    np.testing.assert_allclose([c.value for c in one.candidates], [c.value for c in two.candidates], atol=1e-5)
+
+
+def test_gallery_opened_with_another_key_or_backend_is_refused(small, tmp_path):
+    ident, _ = small
+    path = ident.gallery.store.path
+    stranger = KeyOwner.generate(ident.owner.backend.name, rotation_steps=[1])
+    with pytest.raises(KeyMismatchError, match="encrypted under key"):
+        EncryptedGallery.open(path, key_id=stranger.key_id)
+    other = "pyfhel" if ident.owner.backend.name == "tenseal" else "tenseal"
+    with pytest.raises(BackendMismatchError, match=f"not '{other}'"):
+        EncryptedGallery.open(path, backend=other)
+    stranger.save(tmp_path / "stranger")
+    with pytest.raises(KeyMismatchError, match="encrypted under key"):
+        Identifier.open(path, tmp_path / "stranger")
+
+
+def test_a_non_gallery_file_is_a_clear_error(tmp_path):
+    (tmp_path / "x.db").write_bytes(b"hello")
+    with pytest.raises(GalleryError, match="not a cipherface gallery"):
+        EncryptedGallery.open(tmp_path / "x.db")
+    with pytest.raises(GalleryError, match="no gallery at"):
+        EncryptedGallery.open(tmp_path / "missing.db")
+
+
+def test_readers_see_the_old_or_the_new_state_during_enrolment(tmp_path):
+    rng = np.random.default_rng(4)
+    with Identifier.open(tmp_path / "g.db", tmp_path / "keys", create=True) as ident:
+        ident.enroll(["a"] * 10, list(unit_vectors(rng, 10)), progress=False)
+        seen, stop = set(), threading.Event()
+
+        def read():
+            reader = EncryptedGallery.open(tmp_path / "g.db")
+            while not stop.is_set():
+                with reader.store.snapshot():
+                    n = reader.store.count()
+                    blocks = reader.store.block_ids()
+                    complete = all(len(reader.store.read_block(b)) == reader.width for b in blocks)
+                seen.add((n, len(blocks), complete))
+            reader.close()
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        ident.enroll(["b"] * 5000, list(unit_vectors(rng, 5000)), progress=False)
+        stop.set()
+        thread.join()
+    # one transaction per block-sized chunk: 4096 more (filling block 0 and starting block 1), then 904
+    assert seen <= {(10, 1, True), (4106, 2, True), (5010, 2, True)}, seen
+    assert (10, 1, True) in seen
+
+
+def test_a_process_killed_during_enrolment_leaves_the_last_commit(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys, time
+        import numpy as np
+        from cipherface.identification import Identifier
+        rng = np.random.default_rng(5)
+        x = rng.normal(size=(600, 128))
+        with Identifier.open({str(tmp_path / "g.db")!r}, {str(tmp_path / "keys")!r}, create=True) as ident:
+            ident.enroll(["first"] * 100, list(x[:100]), progress=False)
+            print("committed", flush=True)
+            slots = ident.gallery.allocate(500)
+            from cipherface.gallery import encrypt_columns
+            columns = encrypt_columns(ident.owner.backend, ident.protocol, list(x[100:]), slots)
+
+            def slow(_):
+                print("writing", flush=True)
+                time.sleep(60)
+
+            ident.gallery.enroll(columns, slots, progress=slow)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "committed"
+    assert proc.stdout.readline().strip() == "writing"  # inside the second transaction
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with Identifier.open(tmp_path / "g.db", tmp_path / "keys") as ident:
+        assert ident.gallery.count() == 100
+        assert ident.names() == {"first": 100}
+        assert ident.identify(np.random.default_rng(5).normal(size=(600, 128))[3], top_k=1).identity == "first"
+
+
+def test_cli_enroll_identify_info_list_remove(tmp_path, faces):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "cipherface", *args], capture_output=True, text=True, check=True)
+
+    g = str(tmp_path / "g.db")
+    run("enroll", "--gallery", g, "--name", "alice", str(faces / "img1.jpg"), "--json")
+    run("enroll", "--gallery", g, "--name", "bob", str(faces / "img3.jpg"), "--json")
+    import json
+
+    out = json.loads(run("identify", "--gallery", g, str(faces / "img2.jpg"), "--json").stdout)
+    assert out["identity"] == "alice" and out["gallery_size"] == 2
+    info = json.loads(run("gallery", "info", g, "--json").stdout)
+    assert info["identities"] == 2 and info["metric"] == "cosine" and "opaque" in info["labels"]
+    assert "alice\t1" in run("gallery", "list", g).stdout
+    run("gallery", "remove", g, "--name", "alice")
+    out = json.loads(run("identify", "--gallery", g, str(faces / "img2.jpg"), "--json").stdout)
+    assert out["identity"] is None and out["candidates"][0]["name"] == "bob"
