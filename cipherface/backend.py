@@ -113,6 +113,10 @@ class FHEBackend(ABC):
         return type(self).load_bundle(self.export_public_bundle())
 
     def _bundle(self, kind: str, parts: Mapping[str, bytes]) -> bytes:
+        return self._pack(kind, parts, {"rotation_steps": list(self.rotation_steps)})
+
+    def _pack(self, kind: str, parts: Mapping[str, bytes], meta: Mapping[str, Any] | None) -> bytes:
+        """An envelope naming this backend, scheme, parameter set and key."""
         return envelope.pack(
             kind,
             backend=self.name,
@@ -120,7 +124,7 @@ class FHEBackend(ABC):
             params=self.params.to_dict(),
             key_id=self.key_id,
             parts=parts,
-            meta={"rotation_steps": list(self.rotation_steps)},
+            meta=meta,
         )
 
     def _require_secret(self, action: str) -> None:
@@ -258,6 +262,22 @@ class FHEBackend(ABC):
     @abstractmethod
     def _rescale(self, a: Ciphertext) -> Ciphertext: ...
 
+    def _aligned(self, a: Ciphertext, b: Ciphertext) -> tuple[Ciphertext, Ciphertext]:
+        """Two operands at the same level (dropping the higher one), refusing different scales.
+
+        Backends call this before binary operations; it relies on the ciphertext's ``scale``."""
+        da, db = self.depth_left(a), self.depth_left(b)
+        if da > db:
+            a = self.drop_level(a, da - db)
+        elif db > da:
+            b = self.drop_level(b, db - da)
+        if not np.isclose(a.scale, b.scale, rtol=1e-9):
+            raise CipherfaceError(
+                f"ciphertext scales differ (2^{np.log2(a.scale):.3f} vs 2^{np.log2(b.scale):.3f}): "
+                "combine results that went through the same number of multiplications"
+            )
+        return a, b
+
     def _check_depth(self, *cts: Ciphertext) -> None:
         if min(self.depth_left(ct) for ct in cts) < 1:
             raise CipherfaceError(
@@ -318,15 +338,7 @@ class FHEBackend(ABC):
         self, ct: Ciphertext, *, kind: str = envelope.CIPHERTEXT, meta: Mapping[str, Any] | None = None
     ) -> bytes:
         """A ciphertext wrapped in an envelope naming this backend and key."""
-        return envelope.pack(
-            kind,
-            backend=self.name,
-            scheme=self.scheme,
-            params=self.params.to_dict(),
-            key_id=self.key_id,
-            parts={"ct": self._serialize(ct)},
-            meta=meta,
-        )
+        return self._pack(kind, {"ct": self._serialize(ct)}, meta)
 
     def load_ciphertext(
         self, blob: bytes, *, kind: str | tuple[str, ...] = envelope.CIPHERTEXT

@@ -128,6 +128,7 @@ class Identifier:
             ids += new_ids
             bar.update(len(chunk))
         bar.close()
+        self.gallery.store.checkpoint()
         return ids
 
     def remove(self, name: str) -> int:

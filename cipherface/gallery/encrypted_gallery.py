@@ -122,13 +122,13 @@ class EncryptedGallery:
     # ------------------------------------------------------------ enrolment
     def allocate(self, n: int) -> list[tuple[int, int]]:
         """``n`` free (block, slot) pairs: holes in existing blocks first, then new blocks."""
-        taken: dict[int, set[int]] = {}
-        for _, block, slot in self.store.slots():
-            taken.setdefault(block, set()).add(slot)
         blocks = self.store.block_ids()
+        filled = self.store.occupancy()
         out: list[tuple[int, int]] = []
         for block in blocks:
-            used = taken.get(block, set())
+            if filled.get(block, 0) >= self.slot_count:
+                continue
+            used = self.store.used_slots(block)
             out += [(block, s) for s in range(self.slot_count) if s not in used][: n - len(out)]
             if len(out) == n:
                 return out

@@ -119,6 +119,17 @@ class GalleryStore:
     def slots(self) -> list[tuple[str, int, int]]:
         return self._conn.execute("SELECT id, block, slot FROM identities ORDER BY block, slot").fetchall()
 
+    def occupancy(self) -> dict[int, int]:
+        """block -> number of occupied slots."""
+        return dict(self._conn.execute("SELECT block, COUNT(*) FROM identities GROUP BY block"))
+
+    def used_slots(self, block: int) -> set[int]:
+        return {s for (s,) in self._conn.execute("SELECT slot FROM identities WHERE block = ?", (block,))}
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file and truncate it."""
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def locate(self, ids: Iterable[str]) -> list[tuple[str, int, int]]:
         ids = list(ids)
         out = []

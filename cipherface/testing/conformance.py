@@ -466,7 +466,7 @@ class ThreadSafetyTests(_Fixtures):
         assert_close(concurrent, sequential * 2, tolerance, "threads: concurrent results")
 
 
-class BackendConformance(
+_CAPABILITY_CLASSES = (
     KeyTests,
     PrecisionTests,
     DimensionTests,
@@ -475,20 +475,11 @@ class BackendConformance(
     EnvelopeTests,
     PresetTests,
     ThreadSafetyTests,
-):
+)
+
+
+class BackendConformance(*_CAPABILITY_CLASSES):
     """Every capability; subclass this and override the ``backend_class`` fixture."""
 
 
-CAPABILITIES = {
-    cls.capability: cls
-    for cls in (
-        KeyTests,
-        PrecisionTests,
-        DimensionTests,
-        PrimitiveTests,
-        ProtocolTests,
-        EnvelopeTests,
-        PresetTests,
-        ThreadSafetyTests,
-    )
-}
+CAPABILITIES = {cls.capability: cls for cls in _CAPABILITY_CLASSES}

@@ -99,19 +99,6 @@ class PyfhelBackend(FHEBackend):
             self._he.mod_switch_to_next(pt)
         return pt
 
-    def _aligned(self, a, b):
-        da, db = self.depth_left(a), self.depth_left(b)
-        if da > db:
-            a = self.drop_level(a, da - db)
-        elif db > da:
-            b = self.drop_level(b, db - da)
-        if not np.isclose(a.scale, b.scale, rtol=1e-9):
-            raise CipherfaceError(
-                f"ciphertext scales differ (2^{np.log2(a.scale):.3f} vs 2^{np.log2(b.scale):.3f}): "
-                "combine results that went through the same number of multiplications"
-            )
-        return a, b
-
     # --------------------------------------------------------- primitives
     def _encrypt(self, values):
         arr = np.zeros(self.slot_count)
