@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cipherface-installed
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench bench-gallery lint clean
 
 $(STAMP): pyproject.toml plugins/tenseal_backend/pyproject.toml plugins/pyfhel_backend/pyproject.toml \
           examples/cipherface-opcount/pyproject.toml scripts/setup.sh scripts/pyfhel-wheel.sh
@@ -23,6 +23,10 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/bench_pairwise.py
+
+# 1:N up to 1M identities: about 25 minutes and 9 GB of memory
+bench-gallery: setup
+	$(BIN)/python bench/bench_gallery.py
 
 lint: setup
 	$(BIN)/ruff check .

@@ -86,3 +86,10 @@ def test_widely_separated_pairs_keep_their_margin(pair_embeddings):
         assert cos(a, b) < 0.07
     for a, b in [("img1.jpg", "img3.jpg"), ("img6.jpg", "img8.jpg"), ("img6.jpg", "img9.jpg")]:
         assert cos(a, b) > 0.07
+
+
+def test_demo_runs_on_registry_photos_and_every_case_is_right():
+    proc = subprocess.run([sys.executable, "-m", "cipherface", "demo"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "UNEXPECTED" not in proc.stdout
+    assert "-> astronaut ok" in proc.stdout and "a photo with no frontal face is a clear error" in proc.stdout
