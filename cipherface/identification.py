@@ -6,7 +6,6 @@ ciphertexts, opaque ids and the public bundle.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from tqdm import tqdm
 
 from cipherface.errors import GalleryError
 from cipherface.gallery import Directory, EncryptedGallery, decrypt_scores, encrypt_columns, encrypt_probe
+from cipherface.gallery.encrypted_gallery import new_ids
 from cipherface.gallery.packing import decrypt_block, encrypt_block
 from cipherface.plugins import get_protocol
 from cipherface.roles import KeyOwner
@@ -122,10 +122,10 @@ class Identifier:
             chunk_names, chunk = names[start : start + step], embeddings[start : start + step]
             slots = self.gallery.allocate(len(chunk))  # matcher: free slots
             columns = encrypt_columns(self.owner.backend, self.protocol, chunk, slots)  # key owner
-            new_ids = [secrets.token_hex(16) for _ in chunk]
-            self.directory.add(zip(new_ids, chunk_names))  # key owner, on-prem
-            self.gallery.enroll(columns, slots, new_ids)  # matcher, one transaction
-            ids += new_ids
+            chunk_ids = new_ids(len(chunk))
+            self.directory.add(zip(chunk_ids, chunk_names))  # key owner, on-prem
+            self.gallery.enroll(columns, slots, chunk_ids)  # matcher, one transaction
+            ids += chunk_ids
             bar.update(len(chunk))
         bar.close()
         self.gallery.store.checkpoint()
@@ -151,7 +151,7 @@ class Identifier:
 
     def names(self) -> dict[str, int]:
         """Enrolled names and their number of templates (only ids the gallery really holds)."""
-        present = {ident for ident, _, _ in self.gallery.store.slots()}
+        present = {ident for slots in self.gallery.slot_map().values() for ident in slots.values()}
         counts: dict[str, int] = {}
         for name in self.directory.names_of(present).values():
             counts[name] = counts.get(name, 0) + 1
@@ -176,7 +176,7 @@ class Identifier:
             probe, offset = encrypt_probe(self.owner.backend, self.protocol, embedding)
         with watch("encrypted_scan"):  # matcher
             results = self.gallery.scan(probe, workers=workers)
-            slot_map = self.gallery.slot_map()
+        slot_map = self.gallery.slot_map()  # matcher: opaque ids, cached per committed state
         with watch("decrypt_rank"):  # key owner
             ids, values = [], []
             for blob in results:

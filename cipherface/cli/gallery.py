@@ -9,7 +9,7 @@ import numpy as np
 
 from cipherface.cli.matching import load_embedding
 from cipherface.cli.options import backend_option, emit_json, json_option, metric_option
-from cipherface.errors import CipherfaceError, GalleryError
+from cipherface.errors import CipherfaceError
 from cipherface.gallery import EncryptedGallery
 from cipherface.identification import Identifier
 
@@ -204,10 +204,7 @@ def gallery_list(path, key, as_json) -> None:
 def gallery_remove(path, name, key) -> None:
     """Remove every template of NAME; their slots are zeroed and reused by later enrolments."""
     with Identifier.open(path, key_dir(path, key)) as ident:
-        try:
-            n = ident.remove(name)
-        except GalleryError as exc:
-            raise CipherfaceError(str(exc)) from None
+        n = ident.remove(name)
         left = ident.gallery.count()
     click.echo(f"removed {n} template(s) of {name}; {left} left")
 

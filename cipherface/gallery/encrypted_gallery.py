@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from cipherface import envelope
 from cipherface.backend import Ciphertext, FHEBackend
@@ -15,6 +16,11 @@ from cipherface.gallery.store import GalleryStore
 from cipherface.plugins import get_backend, get_protocol
 
 Progress = Callable[[int], None]
+
+
+def new_ids(n: int) -> list[str]:
+    """Opaque identity ids: random, so they say nothing about who or when."""
+    return [secrets.token_hex(16) for _ in range(n)]
 
 
 def load_public_backend(bundle: bytes) -> FHEBackend:
@@ -33,8 +39,10 @@ class EncryptedGallery:
         self.dim: int = meta["dim"]
         self.width: int = meta["width"]
         self.protocol = get_protocol(self.metric)
-        self._cache: dict[int, list[Ciphertext]] = {}
-        self._cache_generation = -1
+        self._blocks: dict[int, list[Ciphertext]] = {}
+        self._blocks_key: tuple[int, tuple[int, int]] | None = None  # (generation, part) they were loaded for
+        self._slots: dict[int, dict[int, str]] = {}
+        self._slots_generation = -1
         self._pool = None
 
     # ------------------------------------------------------------ lifecycle
@@ -42,7 +50,7 @@ class EncryptedGallery:
     def create(cls, path: str | Path, public_bundle: bytes, metric: str, dim: int) -> EncryptedGallery:
         backend = load_public_backend(public_bundle)
         protocol = get_protocol(metric)
-        width = len(protocol.gallery_row(_probe_vector(dim)))
+        width = len(protocol.gallery_row(np.ones(dim)))
         meta = {
             "backend": backend.name,
             "key_id": backend.key_id,
@@ -113,11 +121,15 @@ class EncryptedGallery:
         }
 
     def slot_map(self) -> dict[int, dict[int, str]]:
-        """block -> slot -> opaque id, for the key owner to read scores."""
-        out: dict[int, dict[int, str]] = {}
-        for ident, block, slot in self.store.slots():
-            out.setdefault(block, {})[slot] = ident
-        return out
+        """block -> slot -> opaque id, for the key owner to read scores (read once per committed state)."""
+        generation = self.store.generation()
+        if generation != self._slots_generation:
+            with self.store.snapshot():
+                out: dict[int, dict[int, str]] = {}
+                for ident, block, slot in self.store.slots():
+                    out.setdefault(block, {})[slot] = ident
+                self._slots, self._slots_generation = out, self.store.generation()
+        return self._slots
 
     # ------------------------------------------------------------ enrolment
     def allocate(self, n: int) -> list[tuple[int, int]]:
@@ -147,7 +159,7 @@ class EncryptedGallery:
     ) -> list[str]:
         """Add the key owner's encrypted columns to their blocks and record the slots, in one
         transaction. Returns the opaque ids given to the new identities."""
-        ids = list(ids) if ids is not None else [secrets.token_hex(16) for _ in slots]
+        ids = list(ids) if ids is not None else new_ids(len(slots))
         if len(ids) != len(slots):
             raise DimensionError(f"{len(ids)} ids for {len(slots)} slots")
         with self.store.transaction() as conn:
@@ -188,13 +200,12 @@ class EncryptedGallery:
     def load(self, part: tuple[int, int] = (0, 1)) -> dict[int, list[Ciphertext]]:
         """Deserialise the blocks numbered ``part[0]`` modulo ``part[1]`` into memory, once per
         committed state, for scanning."""
-        generation = self.store.generation()
-        if generation != self._cache_generation:
+        if self._blocks_key != (self.store.generation(), part):
             with self.store.snapshot():
                 wanted = [b for b in self.store.block_ids() if b % part[1] == part[0]]
-                self._cache = {b: [self._load(x) for x in self.store.read_block(b)] for b in wanted}
-                self._cache_generation = self.store.generation()
-        return self._cache
+                self._blocks = {b: [self._load(x) for x in self.store.read_block(b)] for b in wanted}
+                self._blocks_key = (self.store.generation(), part)
+        return self._blocks
 
     def _load(self, blob: bytes) -> Ciphertext:
         return self.backend.load_ciphertext(blob, kind=envelope.GALLERY_BLOCK)[0]
@@ -220,13 +231,3 @@ def scan_blocks(backend: FHEBackend, blocks: dict[int, list[Ciphertext]], probe:
         backend.dump_ciphertext(backend.inner_product(components, cts), kind=envelope.RESULT, meta={"block": block})
         for block, components in sorted(blocks.items())
     ]
-
-
-def _probe_vector(dim: int):
-    import numpy as np
-
-    return np.ones(dim)
-
-
-def default_workers() -> int:
-    return max(1, min(len(os.sched_getaffinity(0)), 8))

@@ -40,7 +40,7 @@ def encrypt_columns(
     for block, members in by_block.items():
         columns = np.zeros((rows.shape[1], backend.slot_count))
         columns[:, [slots[k][1] for k in members]] = rows[members].T
-        out[block] = [_dump_stored(backend, col, block=block, component=i) for i, col in enumerate(columns)]
+        out[block] = encrypt_block(backend, columns, block)
     return out
 
 
@@ -62,6 +62,7 @@ def decrypt_block(backend: FHEBackend, blobs: Sequence[bytes]) -> np.ndarray:
 
 
 def encrypt_block(backend: FHEBackend, columns: np.ndarray, block: int) -> list[bytes]:
+    """One stored ciphertext per row of ``columns`` (components x slots) for a block."""
     return [_dump_stored(backend, col, block=block, component=i) for i, col in enumerate(columns)]
 
 

@@ -101,9 +101,7 @@ class PyfhelBackend(FHEBackend):
 
     # --------------------------------------------------------- primitives
     def _encrypt(self, values):
-        arr = np.zeros(self.slot_count)
-        arr[: values.size] = values
-        return self._he.encryptFrac(arr)
+        return self._encrypt_at(values, self.params.depth)
 
     def _encrypt_at(self, values, depth):
         level = self.params.depth - depth

@@ -155,9 +155,7 @@ class TenSEALBackend(FHEBackend):
 
     # --------------------------------------------------------- primitives
     def _encrypt(self, values):
-        ct = seal.Ciphertext()
-        self._encryptor.encrypt(self._encode(values, self._context.first_parms_id(), self.params.scale), ct)
-        return ct
+        return self._encrypt_at(values, self.params.depth)
 
     def _encrypt_at(self, values, depth):
         data = self._context.first_context_data()
