@@ -32,6 +32,23 @@ Ciphertext: TypeAlias = Any
 Values: TypeAlias = "np.ndarray | Sequence[float]"
 
 
+INTEGRITY_PART = "integrity_key"
+INTEGRITY_KEY_BYTES = 32
+
+
+def _checked_steps(steps: Any, slot_count: int, error: type[CipherfaceError] = EnvelopeError) -> list[int]:
+    """Rotation steps as distinct ints in 1..slot_count-1, or a clear refusal (a step 0 would
+    loop forever, a missing key would make a library generate one)."""
+    if not isinstance(steps, (list, tuple)) or len(steps) > slot_count:
+        raise error(f"rotation steps must be a list of at most {slot_count} integers, got {str(steps)[:80]}")
+    bad = [s for s in steps if isinstance(s, bool) or not isinstance(s, int) or not 0 < s < slot_count]
+    if bad:
+        raise error(f"rotation steps must be integers in 1..{slot_count - 1}, got {bad[:5]}")
+    if len(set(steps)) != len(steps):
+        raise error(f"rotation steps repeat: {sorted(steps)[:20]}")
+    return list(steps)
+
+
 def power_of_two_steps(limit: int) -> list[int]:
     """Rotation steps 1, 2, 4, ... below ``limit``: enough to sum ``limit`` slots."""
     steps, step = [], 1
@@ -59,11 +76,16 @@ class FHEBackend(ABC):
     scheme: ClassVar[str] = "ckks"
     #: True when one instance may be used from several threads at once.
     thread_safe: ClassVar[bool] = False
+    #: Names of the parts :meth:`_bundle_parts` writes into a public bundle, and those only a
+    #: secret bundle adds. Loading refuses a bundle with a part missing, unknown or misplaced.
+    public_parts: ClassVar[tuple[str, ...]] = ("public_key", "relin_keys", "galois_keys")
+    secret_parts: ClassVar[tuple[str, ...]] = ("secret_key",)
 
     def __init__(self, params: CKKSParams, key_id: str, rotation_steps: Sequence[int]) -> None:
         self.params = params
         self.key_id = key_id
         self.rotation_steps = tuple(sorted(set(int(s) for s in rotation_steps)))
+        self._integrity_key: bytes | None = None
 
     # ----------------------------------------------------------- key handling
     @classmethod
@@ -80,29 +102,58 @@ class FHEBackend(ABC):
         rotation); fewer steps make a smaller public bundle.
         """
         p = resolve_params(params)
-        steps = power_of_two_steps(p.slot_count) if rotation_steps is None else list(rotation_steps)
-        bad = [s for s in steps if not 0 < int(s) < p.slot_count]
-        if bad:
-            raise CipherfaceError(f"rotation steps must be in 1..{p.slot_count - 1}, got {bad}")
-        return cls._generate(p, secrets.token_hex(8), steps)
+        steps = power_of_two_steps(p.slot_count) if rotation_steps is None else [int(s) for s in rotation_steps]
+        backend = cls._generate(p, secrets.token_hex(8), _checked_steps(steps, p.slot_count, CipherfaceError))
+        backend._integrity_key = secrets.token_bytes(INTEGRITY_KEY_BYTES)
+        return backend
 
     @classmethod
     def load_bundle(cls, blob: bytes) -> FHEBackend:
-        """A backend from a secret or public bundle made by this backend."""
+        """A backend from a secret or public bundle made by this backend.
+
+        Every part the bundle needs must be there and nothing else: a backend never makes key
+        material while loading (a missing Galois key is an error, not a key generated here)."""
         env = envelope.expect(blob, kind=(envelope.SECRET_BUNDLE, envelope.PUBLIC_BUNDLE), backend=cls.name)
+        secret = env.kind == envelope.SECRET_BUNDLE
         params = CKKSParams.from_dict(env.params).check()
-        steps = env.meta.get("rotation_steps", [])
+        steps = _checked_steps(env.meta.get("rotation_steps", []), params.slot_count)
+        cls._check_parts(env.kind, env.parts)
+        parts = {name: data for name, data in env.parts.items() if name != INTEGRITY_PART}
         try:
-            return cls._from_parts(params, env.key_id, steps, env.parts, env.kind == envelope.SECRET_BUNDLE)
+            backend = cls._from_parts(params, env.key_id, steps, parts, secret)
         except CipherfaceError:
             raise
         except Exception as exc:
             raise EnvelopeError(f"corrupted {env.kind} for backend {cls.name!r}: {exc}") from None
+        if secret:
+            backend._integrity_key = env.parts[INTEGRITY_PART]
+        return backend
+
+    @classmethod
+    def _check_parts(cls, kind: str, parts: Mapping[str, bytes]) -> None:
+        expected = set(cls.public_parts)
+        if kind == envelope.SECRET_BUNDLE:
+            expected |= {*cls.secret_parts, INTEGRITY_PART}
+        missing, extra = sorted(expected - set(parts)), sorted(set(parts) - expected)
+        if missing or extra:
+            raise EnvelopeError(
+                f"{kind} of backend {cls.name!r} "
+                + "; ".join(
+                    ([f"lacks part(s) {missing}"] if missing else [])
+                    + ([f"has unexpected part(s) {extra}"] if extra else [])
+                )
+                + f" (expected exactly {sorted(expected)}): refused, nothing is made up for it"
+            )
+        if kind == envelope.SECRET_BUNDLE and len(parts[INTEGRITY_PART]) != INTEGRITY_KEY_BYTES:
+            raise EnvelopeError(
+                f"secret bundle's integrity key has {len(parts[INTEGRITY_PART])} bytes, not {INTEGRITY_KEY_BYTES}"
+            )
 
     def export_secret_bundle(self) -> bytes:
-        """Everything, secret key included: stays with the key owner."""
+        """Everything, secret key and integrity key included: stays with the key owner."""
         self._require_secret("export the secret bundle")
-        return self._bundle(envelope.SECRET_BUNDLE, self._bundle_parts(secret=True))
+        parts = {**self._bundle_parts(secret=True), INTEGRITY_PART: self.integrity_key}
+        return self._bundle(envelope.SECRET_BUNDLE, parts)
 
     def export_public_bundle(self) -> bytes:
         """Public, relinearisation and Galois keys: what a matcher needs, no secret key."""
@@ -135,6 +186,14 @@ class FHEBackend(ABC):
             )
 
     # ------------------------------------------------------------ properties
+    @property
+    def integrity_key(self) -> bytes:
+        """The key owner's 32-byte secret for canaries and MACs (never in the public bundle)."""
+        self._require_secret("use the integrity key")
+        if self._integrity_key is None:
+            raise SecretKeyRequiredError(f"backend {self.name!r} was not made by generate() or load_bundle()")
+        return self._integrity_key
+
     @property
     def slot_count(self) -> int:
         return self.params.slot_count
@@ -308,7 +367,7 @@ class FHEBackend(ABC):
         if step in self.rotation_steps:
             return self._rotate(a, step)
         remaining = step
-        for s in sorted(self.rotation_steps, reverse=True):
+        for s in sorted(self.rotation_steps, reverse=True):  # every step > 0: checked at load
             while remaining >= s:
                 a = self._rotate(a, s)
                 remaining -= s

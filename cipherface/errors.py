@@ -55,3 +55,11 @@ class ModelWeightsMissingError(EmbeddingError):
 
 class GalleryError(CipherfaceError):
     """An encrypted gallery cannot be opened or changed as asked."""
+
+
+class RangeError(CipherfaceError):
+    """An input is so large that an encrypted result could wrap around (CKKS computes modulo q)."""
+
+
+class IntegrityError(CipherfaceError):
+    """A result, block or slot row cannot be genuine: corrupted, forged, replayed, or under another key."""

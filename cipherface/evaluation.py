@@ -77,7 +77,7 @@ def evaluate_metric(
     plain, enc = [], []
     for pair in tqdm(pairs, desc=f"{metric} pairs ({owner.backend.name})", unit="pair", disable=not progress):
         plain.append(protocol.plaintext(prepared[pair.image_a], prepared[pair.image_b]))
-        enc.append(owner.decrypt_result(matcher.distance(encrypted[pair.image_a], encrypted[pair.image_b]))[0])
+        enc.append(owner.decrypt_result(matcher.distance(encrypted[pair.image_a], encrypted[pair.image_b]), metric))
     plain_v, enc_v = np.array(plain), np.array(enc)
     labels = np.array([p.same_person for p in pairs])
     cutoff = protocol.cutoff(threshold)

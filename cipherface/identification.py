@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from cipherface.errors import GalleryError
+from cipherface.errors import GalleryError, IntegrityError
 from cipherface.gallery import Directory, EncryptedGallery, decrypt_scores, encrypt_columns, encrypt_probe
 from cipherface.gallery.encrypted_gallery import new_ids
 from cipherface.gallery.packing import decrypt_block, encrypt_block
 from cipherface.plugins import get_protocol
-from cipherface.roles import KeyOwner
+from cipherface.protocols.base import VALUE_SLACK
+from cipherface.roles import KeyOwner, checked_threshold
 from cipherface.timing import Stopwatch
 
 DIRECTORY_FILE = "directory.db"
@@ -91,10 +92,17 @@ class Identifier:
             if owner is None:
                 owner = KeyOwner.generate(backend)
                 owner.save(key_dir)
+            elif backend is not None and backend != owner.backend.name:
+                raise GalleryError(f"the key in {key_dir} is for backend {owner.backend.name!r}, not {backend!r}")
             gallery = EncryptedGallery.create(gallery_path, owner.public_bundle(), metric, dim)
         else:
-            owner = KeyOwner.load(key_dir)
-            gallery = EncryptedGallery.open(gallery_path, key_id=owner.key_id)
+            gallery = EncryptedGallery.open(gallery_path)  # first: a file that is no gallery says so
+            try:
+                owner = KeyOwner.load(key_dir)
+                EncryptedGallery.check_made_for(gallery.store.meta(), gallery_path, key_id=owner.key_id)
+            except BaseException:
+                gallery.close()
+                raise
         return cls(owner, gallery, Directory(key_dir / DIRECTORY_FILE))
 
     def close(self) -> None:
@@ -167,10 +175,13 @@ class Identifier:
         workers: int = 1,
     ) -> Identification:
         """Top-k templates by distance, and the accept/reject decision for the closest."""
+        if top_k < 1 or workers < 1:
+            raise GalleryError(f"top_k and workers must be at least 1, got top_k={top_k}, workers={workers}")
         if threshold is None:
             from cipherface.embedders.thresholds import DEFAULT_MODEL, default_threshold
 
             threshold = default_threshold(DEFAULT_MODEL, self.gallery.metric)
+        threshold = checked_threshold(threshold)
         watch = Stopwatch()
         with watch("encrypt_probe"):  # key owner
             probe, offset = encrypt_probe(self.owner.backend, self.protocol, embedding)
@@ -182,12 +193,26 @@ class Identifier:
             for blob in results:
                 block, scores = decrypt_scores(self.owner.backend, blob)
                 occupied = slot_map.get(block, {})
-                if occupied:
-                    slots = np.fromiter(occupied, dtype=int)
-                    ids += list(occupied.values())
-                    values.append(scores[slots] + offset)
+                slots = np.fromiter(occupied, dtype=int, count=len(occupied))
+                values.append(self._checked(block, scores, slots, offset))
+                ids += list(occupied.values())
             candidates = self._rank(ids, np.concatenate(values) if values else np.array([]), top_k, threshold)
         return Identification(self.gallery.metric, threshold, candidates, watch.ms)
+
+    def _checked(self, block: int, scores: np.ndarray, slots: np.ndarray, offset: float) -> np.ndarray:
+        """The values of a block's occupied slots, refusing a block no honest scan can produce: a slot
+        that holds nobody must score 0, and every value must be one the metric can take."""
+        empty = np.ones(scores.size, dtype=bool)
+        empty[slots] = False
+        stray = float(np.max(np.abs(scores[empty]), initial=0.0))
+        if not np.all(np.isfinite(scores)) or stray > VALUE_SLACK:
+            raise IntegrityError(
+                f"scores of block {block}: slots that hold nobody decrypted to {stray:.6g}, not 0: the "
+                "block is corrupted, forged, or was scanned under another key; nothing was decided"
+            )
+        values = scores[slots] + offset
+        self.protocol.check_values(values, self.owner.backend.params.result_limit, f"scores of block {block}")
+        return values
 
     def _rank(self, ids: list[str], values: np.ndarray, top_k: int, threshold: float) -> list[Candidate]:
         if not ids:

@@ -20,6 +20,9 @@ HE_STANDARD_MAX_LOG_Q: dict[int, dict[int, int]] = {
 
 SECURITY_LEVELS = (128, 192, 256)
 MAX_PRIME_BITS = 60
+#: Bits the first prime must hold above the scale: results up to 2^(bits-2) with a
+#: factor-2 margin (cosine needs 2, Euclidean 4·norm²; the key owner checks each input).
+MIN_HEADROOM_BITS = 10
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,13 @@ class CKKSParams:
 
     @property
     def max_abs_result(self) -> float:
-        """Largest magnitude a fully rescaled result can hold without wrapping."""
+        """Largest magnitude a fully rescaled result can hold before it wraps around."""
         return float(2 ** (self.coeff_mod_bit_sizes[0] - self.scale_bits - 1))
+
+    @property
+    def result_limit(self) -> float:
+        """Largest magnitude the key owner lets a result reach: half the wrap-around point."""
+        return self.max_abs_result / 2
 
     @property
     def fingerprint(self) -> str:
@@ -93,10 +101,38 @@ class CKKSParams:
             )
         if not 20 <= self.scale_bits <= MAX_PRIME_BITS:
             out.append(f"scale_bits must be 20 to {MAX_PRIME_BITS}, got {self.scale_bits}")
-        elif bits and self.scale_bits >= bits[0]:
+        elif len(bits) >= 2:
+            out += self._ckks_problems()
+        return out
+
+    def _ckks_problems(self) -> list[str]:
+        """What makes SEAL's CKKS compute wrong answers with this chain, whatever its security."""
+        out: list[str] = []
+        bits, scale = self.coeff_mod_bit_sizes, self.scale_bits
+        first, middle, special = bits[0], bits[1:-1], bits[-1]
+        if not middle:
             out.append(
-                f"scale 2^{self.scale_bits} leaves no room for the result in the first prime "
-                f"({bits[0]} bits); use a first prime larger than the scale"
+                f"coeff_mod_bit_sizes {list(bits)} has no prime between the first and the special one: "
+                "depth 0, but the distance protocols multiply once (use at least three primes)"
+            )
+        if special < max(bits[:-1]):
+            out.append(
+                f"the special (last) prime has {special} bits, fewer than the {max(bits[:-1])}-bit prime before it: "
+                "key switching (relinearisation, rotation) then adds noise far above the scale and results "
+                f"are garbage; make the last prime at least {max(bits[:-1])} bits"
+            )
+        wrong = [b for b in middle if b != scale]
+        if wrong:
+            out.append(
+                f"the primes a rescale divides by ({list(middle)} bits) must equal the scale 2^{scale}, "
+                f"got {wrong}: otherwise the scale drifts at every multiplication"
+            )
+        headroom = first - scale
+        if headroom < MIN_HEADROOM_BITS:
+            out.append(
+                f"the first prime ({first} bits) leaves {headroom} bits above the scale 2^{scale}: results wrap "
+                f"around beyond ±2^{headroom - 1}; the protocols need {MIN_HEADROOM_BITS} bits "
+                f"(a first prime of at least {scale + MIN_HEADROOM_BITS} bits)"
             )
         return out
 
@@ -116,6 +152,18 @@ class CKKSParams:
         }
 
     @classmethod
+    def parse(cls, spec: str) -> CKKSParams:
+        """``N:BITS,BITS,...:SCALE_BITS:LEVEL``, e.g. ``8192:60,40,40,60:40:128`` (not checked)."""
+        try:
+            n, bits, scale, level = spec.split(":")
+            return cls(int(n), tuple(int(b) for b in bits.split(",")), int(scale), int(level))
+        except ValueError:
+            raise ParameterError(
+                f"cannot read parameter set {spec!r}: expected N:BITS,BITS,...:SCALE_BITS:LEVEL, "
+                "e.g. 8192:60,40,40,60:40:128"
+            ) from None
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CKKSParams:
         try:
             return cls(
@@ -131,7 +179,7 @@ class CKKSParams:
 PRESETS: dict[str, CKKSParams] = {
     "n8192-s128": CKKSParams(8192, (60, 40, 40, 60), 40, 128),
     "n16384-s128": CKKSParams(16384, (60, 40, 40, 40, 40, 40, 40, 60), 40, 128),
-    "n8192-s192": CKKSParams(8192, (60, 40, 40), 40, 192),
+    "n8192-s192": CKKSParams(8192, (56, 40, 56), 40, 192),
     "n16384-s192": CKKSParams(16384, (60, 40, 40, 40, 40, 60), 40, 192),
     "n16384-s256": CKKSParams(16384, (60, 40, 40, 60), 40, 256),
     "n32768-s256": CKKSParams(32768, (60, 40, 40, 40, 40, 40, 40, 40, 40, 60), 40, 256),

@@ -12,7 +12,14 @@ import numpy as np
 
 from cipherface import envelope
 from cipherface.backend import FHEBackend
-from cipherface.errors import CipherfaceError, DimensionError, SecretKeyRequiredError, WrongKindError
+from cipherface.errors import (
+    CipherfaceError,
+    DimensionError,
+    IntegrityError,
+    SecretKeyRequiredError,
+    WrongKindError,
+)
+from cipherface.integrity import CANARY_SLOTS, canary_values, check_canaries, checked_nonce, new_nonce
 from cipherface.params import CKKSParams
 from cipherface.plugins import get_backend, get_protocol
 
@@ -74,7 +81,14 @@ class KeyOwner:
     def load(cls, source: bytes | str | os.PathLike[str]) -> KeyOwner:
         """From a secret bundle (bytes, a file, or a key folder holding secret.cfk)."""
         if not isinstance(source, (bytes, bytearray)) and Path(source).is_dir():
-            source = Path(source) / SECRET_FILE
+            folder = Path(source)
+            source = folder / SECRET_FILE
+            if not source.is_file():
+                has = "only public.cfk (the matcher's half)" if (folder / PUBLIC_FILE).is_file() else "no key files"
+                raise SecretKeyRequiredError(
+                    f"key folder {folder} holds {has}, no {SECRET_FILE}: this needs the key owner's secret "
+                    "bundle (make one with `cipherface keygen --out DIR`)"
+                )
         blob = read_blob(source)
         if envelope.decode(blob).kind == envelope.PUBLIC_BUNDLE:
             raise WrongKindError("this is a public bundle: a KeyOwner needs the secret bundle (secret.cfk)")
@@ -100,28 +114,71 @@ class KeyOwner:
         return self.backend.export_public_bundle()
 
     def encrypt(self, embedding: np.ndarray, metric: str) -> bytes:
-        """Prepare an embedding for ``metric`` (e.g. L2-normalise) and encrypt it."""
+        """Prepare an embedding for ``metric`` (e.g. L2-normalise), check that no result can wrap
+        around, and encrypt it with canary slots behind the window the matcher sums."""
         protocol = get_protocol(metric)
-        prepared = protocol.prepare(embedding)
-        ct = self.backend.encrypt(prepared)
-        return self.backend.dump_ciphertext(ct, meta={"metric": metric, "dim": int(prepared.size)})
+        prepared = protocol.check_input(protocol.prepare(embedding), self.backend.params.result_limit)
+        start = protocol.window(prepared.size)
+        room = self.backend.slot_count - CANARY_SLOTS + 1
+        if 2 * start > room:
+            raise DimensionError(
+                f"embedding length {prepared.size} leaves no room for the integrity canaries in "
+                f"{self.backend.slot_count} slots (at most {room // 2} with this parameter set): use a larger ring"
+            )
+        nonce = new_nonce()
+        slots = np.zeros(start + CANARY_SLOTS)
+        slots[: prepared.size] = prepared
+        slots[start:] = canary_values(self.backend.integrity_key, nonce)
+        ct = self.backend.encrypt(slots)
+        return self.backend.dump_ciphertext(ct, meta={"metric": metric, "dim": int(prepared.size), "nonce": nonce})
 
-    def decrypt_result(self, blob: bytes) -> tuple[float, dict[str, Any]]:
-        """The decrypted value in slot 0 of a matcher's result, with its metadata."""
+    def decrypt_result(self, blob: bytes, metric: str) -> float:
+        """The distance value of a matcher's result for the comparison the key owner asked for.
+
+        The key owner's own ``metric`` is used, never the header's; the result is refused unless
+        its canaries are the ones planted and its value is one the metric can produce."""
+        protocol = get_protocol(metric)
         ct, meta = self.backend.load_ciphertext(blob, kind=envelope.RESULT)
-        return float(self.backend.decrypt(ct, 1)[0]), meta
+        if meta.get("metric") != metric:
+            raise IntegrityError(
+                f"the result says it is a {meta.get('metric')!r} distance, but the key owner asked for "
+                f"{metric!r}: refused (relabelled or mixed up)"
+            )
+        dim, nonces = meta.get("dim"), meta.get("nonces")
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 0 < dim <= self.backend.slot_count:
+            raise IntegrityError(f"the result's header gives an impossible embedding length {str(dim)[:40]}")
+        if not isinstance(nonces, list) or len(nonces) != 2:
+            raise IntegrityError("the result's header does not name the two ciphertexts it compared")
+        start = protocol.window(dim)
+        if 2 * start + CANARY_SLOTS - 1 > self.backend.slot_count:
+            raise IntegrityError(f"the result's header gives an embedding length {dim} no canary fits behind")
+        key = self.backend.integrity_key
+        u, v = (canary_values(key, checked_nonce(n, "a compared ciphertext")) for n in nonces)
+        slots = self.backend.decrypt(ct, start + CANARY_SLOTS)
+        check_canaries(slots[start:], protocol.window_values(u, v, dim, CANARY_SLOTS), "the result")
+        protocol.check_values(slots[0], self.backend.params.result_limit, "the result")
+        return float(slots[0])
 
-    def decide(self, blob: bytes, threshold: float) -> Decision:
-        value, meta = self.decrypt_result(blob)
-        protocol = get_protocol(meta["metric"])
+    def decide(self, blob: bytes, threshold: float, metric: str) -> Decision:
+        """Decrypt a result for ``metric`` (the key owner's record) and decide against ``threshold``."""
+        threshold = checked_threshold(threshold)
+        value = self.decrypt_result(blob, metric)
+        protocol = get_protocol(metric)
         return Decision(
             metric=protocol.name,
             value=value,
             distance=protocol.distance(value),
-            threshold=float(threshold),
+            threshold=threshold,
             cutoff=protocol.cutoff(threshold),
             same_person=protocol.decide(value, threshold),
         )
+
+
+def checked_threshold(threshold: float) -> float:
+    value = float(threshold)
+    if not np.isfinite(value) or value < 0:
+        raise CipherfaceError(f"a distance threshold must be a finite number >= 0, got {threshold}")
+    return value
 
 
 class Matcher:
@@ -149,6 +206,16 @@ class Matcher:
             )
         if meta_a.get("dim") != meta_b.get("dim"):
             raise DimensionError(f"embedding lengths differ: {meta_a.get('dim')} vs {meta_b.get('dim')}")
-        metric, dim = meta_a["metric"], int(meta_a["dim"])
-        result = get_protocol(metric).encrypted(self.backend, ct_a, ct_b, dim)
-        return self.backend.dump_ciphertext(result, kind=envelope.RESULT, meta={"metric": metric, "dim": dim})
+        metric, dim = meta_a.get("metric"), meta_a.get("dim")
+        if not isinstance(metric, str) or isinstance(dim, bool) or not isinstance(dim, int):
+            raise DimensionError(f"ciphertext header has no valid metric and dim (got {metric!r:.40}, {dim!r:.40})")
+        if not 0 < dim <= self.backend.slot_count:
+            raise DimensionError(f"ciphertext header gives dim {dim}, outside 1..{self.backend.slot_count}")
+        try:
+            result = get_protocol(metric).encrypted(self.backend, ct_a, ct_b, dim)
+        except CipherfaceError:
+            raise
+        except Exception as exc:  # the library refused mid-computation: name it, never a bare library error
+            raise CipherfaceError(f"backend {self.backend.name!r} failed on a {metric} distance: {exc}") from None
+        meta = {"metric": metric, "dim": dim, "nonces": [meta_a.get("nonce"), meta_b.get("nonce")]}
+        return self.backend.dump_ciphertext(result, kind=envelope.RESULT, meta=meta)

@@ -76,5 +76,5 @@ def verify(
     with watch("encrypted_distance"):
         results = {(i, j): matcher.distance(enc_a[i], enc_b[j]) for i in used_a for j in used_b}
     with watch("decrypt_decide"):
-        comparisons = [Comparison(i, j, owner.decide(blob, threshold)) for (i, j), blob in results.items()]
+        comparisons = [Comparison(i, j, owner.decide(blob, threshold, metric)) for (i, j), blob in results.items()]
     return Verification(faces_a, faces_b, comparisons, watch.ms)

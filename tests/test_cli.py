@@ -103,4 +103,4 @@ def test_distance_json_reports_value_decision_and_timings(keydir, tmp_path, metr
 def test_distance_on_a_non_npy_file_is_a_clear_error(keydir, tmp_path):
     (tmp_path / "x.npy").write_bytes(b"\x80\x04garbage")
     proc = run("distance", "--key", str(keydir), str(tmp_path / "x.npy"), str(tmp_path / "x.npy"), check=False)
-    assert proc.returncode == 2 and "not a readable .npy embedding" in proc.stderr
+    assert proc.returncode == 2 and "not a readable .npy array" in proc.stderr

@@ -38,7 +38,7 @@ def test_same_set_at_128_bit_is_accepted():
         (CKKSParams(8192, (60, 40, 60), 40, 100), "security level 100"),
         (CKKSParams(8192, (60,), 40, 128), "at least two primes"),
         (CKKSParams(8192, (70, 40, 60), 40, 128), "20 to 60 bits"),
-        (CKKSParams(8192, (40, 40, 60), 40, 128), "no room for the result"),
+        (CKKSParams(8192, (40, 40, 60), 40, 128), "leaves 0 bits above the scale"),
     ],
 )
 def test_malformed_sets_are_refused_with_the_reason(params, message):

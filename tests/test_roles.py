@@ -25,9 +25,8 @@ def test_matcher_distance_decrypts_to_numpy_value(owner, matcher, metric, dim):
     rng = np.random.default_rng(dim)
     a, b = rng.normal(size=dim) * 0.1, rng.normal(size=dim) * 0.1
     result = matcher.distance(owner.encrypt(a, metric), owner.encrypt(b, metric))
-    value, meta = owner.decrypt_result(result)
+    value = owner.decrypt_result(result, metric)
     p = get_protocol(metric)
-    assert meta == {"metric": metric, "dim": dim}
     assert abs(value - p.plaintext(p.prepare(a), p.prepare(b))) < TOL
 
 
@@ -35,7 +34,9 @@ def test_euclidean_decision_compares_squared_distance_with_squared_threshold(own
     a = np.zeros(128)
     b = np.zeros(128)
     b[0] = 0.5  # distance 0.5, squared 0.25
-    decision = owner.decide(matcher.distance(owner.encrypt(a, "euclidean"), owner.encrypt(b, "euclidean")), 0.6)
+    decision = owner.decide(
+        matcher.distance(owner.encrypt(a, "euclidean"), owner.encrypt(b, "euclidean")), 0.6, "euclidean"
+    )
     assert decision.same_person
     assert abs(decision.value - 0.25) < TOL and abs(decision.distance - 0.5) < TOL
     assert decision.cutoff == pytest.approx(0.36)
@@ -92,7 +93,7 @@ def test_cross_backend_distances_and_decisions_agree(owners):
         for name, owner in owners.items():
             m = Matcher(owner.public_bundle())
             values[name] = [
-                owner.decide(m.distance(owner.encrypt(a, metric), owner.encrypt(b, metric)), threshold)
+                owner.decide(m.distance(owner.encrypt(a, metric), owner.encrypt(b, metric)), threshold, metric)
                 for a, b in pairs
             ]
         for t, p in zip(values["tenseal"], values["pyfhel"]):

@@ -6,8 +6,15 @@ import sys
 
 import click
 
+from cipherface import interrupts
 from cipherface.cli import conformance, faces, gallery, keys, matching, plugins
-from cipherface.errors import CipherfaceError
+from cipherface.errors import CipherfaceError, IntegrityError
+
+#: Exit codes (README, "Exit codes").
+EXIT_REFUSED = 1  # a check said no: params check, conformance, an unexpected demo answer
+EXIT_ERROR = 2  # bad input or usage: the message says what and why
+EXIT_INTEGRITY = 3  # a result, block or blob that cannot be genuine: nothing was decided
+EXIT_INTERRUPTED = 130  # Ctrl-C: stopped, nothing committed is lost
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,16 +29,20 @@ for module in (plugins, keys, matching, faces, gallery, conformance):
 
 
 def main() -> None:
+    interrupts.install()
     try:
         cli.main(standalone_mode=False)
+    except IntegrityError as exc:
+        click.echo(f"integrity error: {exc}", err=True)
+        sys.exit(EXIT_INTEGRITY)
     except CipherfaceError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_ERROR)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
+    except (click.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)

@@ -12,12 +12,20 @@ from cipherface.cli.options import emit_json, json_option
 @click.command()
 @click.argument("backend")
 @click.option("-k", "keyword", default=None, help="Only tests whose name matches this pytest -k expression.")
+@click.option(
+    "--params",
+    "param_specs",
+    multiple=True,
+    metavar="N:BITS,...:SCALE:LEVEL",
+    help="Also check this parameter set (e.g. 8192:60,40,40,60:40:128) for acceptance and precision; repeatable.",
+)
 @json_option
-def conformance(backend, keyword, as_json) -> None:
+def conformance(backend, keyword, param_specs, as_json) -> None:
     """Run the backend conformance suite on BACKEND; a pass/fail table per capability."""
+    from cipherface.params import CKKSParams
     from cipherface.testing.runner import run_conformance
 
-    report = run_conformance(backend, keyword)
+    report = run_conformance(backend, keyword, {spec: CKKSParams.parse(spec) for spec in param_specs})
     if as_json:
         emit_json(report)
     else:

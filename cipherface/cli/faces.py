@@ -7,10 +7,17 @@ import time
 from pathlib import Path
 
 import click
-import cv2
 
 from cipherface.cli.matching import matcher_for
-from cipherface.cli.options import backend_option, emit_json, json_option, metric_option
+from cipherface.cli.options import (
+    backend_option,
+    emit_json,
+    given,
+    json_option,
+    metric_option,
+    refuse_ignored,
+    threshold_option,
+)
 from cipherface.embedders.thresholds import DEFAULT_MODEL
 from cipherface.errors import CipherfaceError
 from cipherface.evaluation import evaluate as run_evaluation
@@ -28,6 +35,8 @@ def key_parties(key: str | None, backend: str | None, dim: int) -> tuple[KeyOwne
     start = time.perf_counter()
     if key:
         owner = KeyOwner.load(key)
+        if backend is not None and given("backend"):
+            refuse_ignored("--backend", backend, owner.backend.name, f"the key in {key}")
         matcher = matcher_for(owner, key)
     else:
         owner = KeyOwner.generate(backend, rotation_steps=[1 << i for i in range(max(dim - 1, 1).bit_length())])
@@ -41,7 +50,7 @@ def key_parties(key: str | None, backend: str | None, dim: int) -> tuple[KeyOwne
 @backend_option
 @metric_option
 @model_option
-@click.option("--threshold", type=float, default=None, help="Distance threshold (default: the model's).")
+@threshold_option
 @click.option("--key", type=click.Path(exists=True), default=None, help="Key folder (default: fresh keys).")
 @click.option("--all-faces", is_flag=True, help="Compare every face of A with every face of B.")
 @json_option
@@ -136,6 +145,8 @@ def evaluate(pairs_csv, images, backend, metrics, model, out, as_json) -> None:
 )
 def demo(backend, metric, photos) -> None:
     """Encrypted face verification on real photos shipped by registry packages."""
+    import cv2
+
     click.echo("== cipherface demo: the matcher sees only ciphertexts ==")
     embedder = get_embedder("deepface")
     owner, matcher, keys_ms = key_parties(None, backend, embedder.dim)

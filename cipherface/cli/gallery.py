@@ -7,8 +7,16 @@ from pathlib import Path
 import click
 import numpy as np
 
-from cipherface.cli.matching import load_embedding
-from cipherface.cli.options import backend_option, emit_json, json_option, metric_option
+from cipherface.cli.matching import load_embedding, load_embeddings
+from cipherface.cli.options import (
+    backend_option,
+    emit_json,
+    given,
+    json_option,
+    metric_option,
+    refuse_ignored,
+    threshold_option,
+)
 from cipherface.errors import CipherfaceError
 from cipherface.gallery import EncryptedGallery
 from cipherface.identification import Identifier
@@ -72,6 +80,13 @@ def folder_photos(folder: Path) -> list[tuple[str, Path]]:
 @json_option
 def enroll(gallery, key, backend, metric, name, folder, npy, names_file, images, as_json) -> None:
     """Enrol people into an encrypted gallery (created with fresh keys if it does not exist)."""
+    if Path(gallery).exists():  # made already: its backend and metric are fixed, a different flag is an error
+        with EncryptedGallery.open(gallery) as existing:
+            made = existing.store.meta()
+        if given("backend"):
+            refuse_ignored("--backend", backend, made["backend"], f"gallery {gallery}")
+        if given("metric"):
+            refuse_ignored("--metric", metric, made["metric"], f"gallery {gallery}")
     names, embeddings, skipped = _enrolment_input(name, folder, npy, names_file, images)
     dim = int(np.asarray(embeddings[0]).size)
     with Identifier.open(gallery, key_dir(gallery, key), create=True, backend=backend, metric=metric, dim=dim) as ident:
@@ -92,8 +107,7 @@ def enroll(gallery, key, backend, metric, name, folder, npy, names_file, images,
 def _enrolment_input(name, folder, npy, names_file, images):
     skipped: dict[str, str] = {}
     if npy:
-        arr = np.load(npy, allow_pickle=False)
-        arr = arr[None, :] if arr.ndim == 1 else arr
+        arr = load_embeddings(npy)
         if names_file:
             names = [ln.strip() for ln in Path(names_file).read_text().splitlines() if ln.strip()]
         elif name:
@@ -102,7 +116,7 @@ def _enrolment_input(name, folder, npy, names_file, images):
             raise click.UsageError("--npy needs --name or --names")
         if len(names) != len(arr):
             raise click.UsageError(f"{len(names)} names for {len(arr)} embeddings")
-        return names, [np.asarray(v, dtype=np.float64) for v in arr], skipped
+        return names, list(arr), skipped
     if folder:
         photos = folder_photos(Path(folder))
     elif images and name:
@@ -133,9 +147,11 @@ def _enrolment_input(name, folder, npy, names_file, images):
 @key_option
 @click.argument("image", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--npy", type=click.Path(exists=True, dir_okay=False), default=None, help="A probe embedding instead.")
-@click.option("--top-k", type=int, default=5, show_default=True)
-@click.option("--threshold", type=float, default=None, help="Distance threshold (default: the Dlib model's).")
-@click.option("--workers", type=int, default=1, show_default=True, help="Processes scanning the gallery.")
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
+@threshold_option
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes scanning the gallery."
+)
 @json_option
 def identify(gallery, key, image, npy, top_k, threshold, workers, as_json) -> None:
     """Who is this? The largest face of IMAGE against the encrypted gallery."""

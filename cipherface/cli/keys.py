@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from cipherface.backend import power_of_two_steps
-from cipherface.cli.options import backend_option, emit_json, json_option
+from cipherface.cli.options import backend_option, emit_json, given, json_option
+from cipherface.errors import CipherfaceError
 from cipherface.params import DEFAULT_PRESET_FOR_LEVEL, PRESETS, CKKSParams, resolve_params
-from cipherface.roles import KeyOwner
+from cipherface.roles import PUBLIC_FILE, SECRET_FILE, KeyOwner
 
 
 @click.command()
@@ -24,16 +26,27 @@ from cipherface.roles import KeyOwner
 @click.option("--preset", type=click.Choice(list(PRESETS)), default=None, help="A named preset instead.")
 @click.option(
     "--max-dim",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
     help="Largest embedding length to support: only the Galois keys it needs are made "
     "(smaller public bundle). Default: any length up to the slot count.",
 )
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Folder for the bundles.")
+@click.option("--force", is_flag=True, help="Overwrite keys already in OUT (everything encrypted under them is lost).")
 @json_option
-def keygen(backend, security, preset, max_dim, out, as_json) -> None:
+def keygen(backend, security, preset, max_dim, out, force, as_json) -> None:
     """Generate a key set: OUT/secret.cfk (mode 0600, keep it) and OUT/public.cfk (give it to the matcher)."""
+    existing = [f for f in (Path(out) / SECRET_FILE, Path(out) / PUBLIC_FILE) if f.exists()]
+    if existing and not force:
+        raise CipherfaceError(
+            f"{existing[0]} already exists: new keys would make everything encrypted under it unreadable. "
+            "Use another --out, or --force to replace it"
+        )
+    if preset and given("security"):
+        raise click.UsageError(f"--security {security} conflicts with --preset {preset}, which sets its own level")
     params = resolve_params(preset or int(security))
+    if max_dim is not None and max_dim > params.slot_count:
+        raise click.BadParameter(f"{max_dim} is more than the {params.slot_count} slots", param_hint="--max-dim")
     steps = None if max_dim is None else power_of_two_steps(max_dim)
     owner = KeyOwner.generate(backend, params, rotation_steps=steps)
     secret, public = owner.save(out)

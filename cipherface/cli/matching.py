@@ -7,19 +7,33 @@ from pathlib import Path
 import click
 import numpy as np
 
-from cipherface.cli.options import emit_json, json_option, metric_option
+from cipherface.cli.options import emit_json, json_option, metric_option, threshold_option
 from cipherface.embedders.thresholds import DEFAULT_MODEL, default_threshold
 from cipherface.errors import DimensionError
 from cipherface.roles import PUBLIC_FILE, KeyOwner, Matcher
 from cipherface.timing import Stopwatch
 
 
-def load_embedding(path: str) -> np.ndarray:
+def load_embeddings(path: str) -> np.ndarray:
+    """An N x d float array from a .npy file (one vector is 1 x d); clear errors for anything else."""
     try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DimensionError(f"{path}: not a readable .npy embedding ({exc})") from None
-    return np.asarray(arr, dtype=np.float64).ravel()
+        arr = np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
+    except (OSError, ValueError, TypeError) as exc:
+        raise DimensionError(f"{path}: not a readable .npy array of numbers ({exc})") from None
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or 0 in arr.shape:
+        raise DimensionError(f"{path}: expected one embedding or an N x d array, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise DimensionError(f"{path}: contains NaN or infinity")
+    return arr
+
+
+def load_embedding(path: str) -> np.ndarray:
+    arr = load_embeddings(path)
+    if len(arr) != 1:
+        raise DimensionError(f"{path}: holds {len(arr)} embeddings, one is expected here")
+    return arr[0]
 
 
 def matcher_for(owner: KeyOwner, key: str) -> Matcher:
@@ -32,12 +46,7 @@ def matcher_for(owner: KeyOwner, key: str) -> Matcher:
 @click.command()
 @click.option("--key", required=True, type=click.Path(exists=True), help="Key folder or secret bundle.")
 @metric_option
-@click.option(
-    "--threshold",
-    type=float,
-    default=None,
-    help=f"Distance threshold (default: DeepFace's for --model, {DEFAULT_MODEL}).",
-)
+@threshold_option
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Model whose threshold is the default.")
 @click.argument("a", type=click.Path(exists=True, dir_okay=False))
 @click.argument("b", type=click.Path(exists=True, dir_okay=False))
@@ -54,7 +63,7 @@ def distance(key, metric, threshold, model, a, b, as_json) -> None:
     with watch("encrypted_distance"):
         result = matcher.distance(ea, eb)
     with watch("decrypt_decide"):
-        decision = owner.decide(result, threshold)
+        decision = owner.decide(result, threshold, metric)
     out = {**decision.to_dict(), "backend": owner.backend.name, "timings_ms": watch.ms}
     if as_json:
         emit_json(out)

@@ -20,6 +20,24 @@ metric_option = click.option(
     "--metric", type=click.Choice(["cosine", "euclidean"]), default="cosine", show_default=True
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+threshold_option = click.option(
+    "--threshold",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Distance threshold (default: the model's for the metric).",
+)
+
+
+def given(name: str) -> bool:
+    """Whether the user set option ``name`` (on the command line or through its variable)."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+
+
+def refuse_ignored(option: str, wanted: str, actual: str, where: str) -> None:
+    """A flag that the command would have to ignore is an error, never a silent guess."""
+    if wanted != actual:
+        raise click.UsageError(f"{option} {wanted} conflicts with {where}, which uses {actual}: drop {option}")
 
 
 def emit_json(data: Any) -> None:

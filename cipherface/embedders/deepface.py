@@ -21,6 +21,7 @@ from cipherface.embedder import Embedder, Face, Image
 from cipherface.embedders.thresholds import DEFAULT_MODEL, THRESHOLDS, default_threshold
 from cipherface.errors import EmbeddingError, ModelWeightsMissingError, NoFaceError
 from cipherface.hookspecs import hookimpl
+from cipherface.interrupts import raise_if_interrupted
 
 DEFAULT_DETECTOR = "opencv"
 DLIB_WEIGHTS = "dlib_face_recognition_resnet_model_v1.dat"
@@ -132,9 +133,11 @@ class DeepFaceEmbedder(Embedder):
                 img_path=pixels, model_name=self.model, detector_backend=self.detector, enforce_detection=True
             )
         except ValueError as exc:
+            raise_if_interrupted()  # the detector may have swallowed a Ctrl-C and reported "no face"
             if "Face could not be detected" in str(exc):
                 raise NoFaceError(f"no face detected in {label} (detector {self.detector!r})") from None
             raise EmbeddingError(f"DeepFace could not embed {label}: {exc}") from None
+        raise_if_interrupted()
         faces = [
             Face(
                 embedding=np.asarray(r["embedding"], dtype=np.float64),

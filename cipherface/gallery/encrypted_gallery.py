@@ -66,14 +66,24 @@ class EncryptedGallery:
     def open(cls, path: str | Path, *, key_id: str | None = None, backend: str | None = None) -> EncryptedGallery:
         """Open a gallery; with ``key_id``/``backend`` it must have been made for that key and backend."""
         store = GalleryStore.open(path)
-        meta = store.meta()
+        try:
+            cls.check_made_for(store.meta(), path, key_id=key_id, backend=backend)
+            return cls(store, load_public_backend(store.public_bundle()))
+        except BaseException:
+            store.close()
+            raise
+
+    @staticmethod
+    def check_made_for(
+        meta: dict[str, Any], path: str | Path, *, key_id: str | None = None, backend: str | None = None
+    ) -> None:
+        """Refuse a gallery made for another key or backend than the caller's."""
         if backend is not None and meta["backend"] != backend:
             raise BackendMismatchError(f"gallery {path} was made with backend {meta['backend']!r}, not {backend!r}")
         if key_id is not None and meta["key_id"] != key_id:
             raise KeyMismatchError(
                 f"gallery {path} is encrypted under key {meta['key_id']}, but the key given is {key_id}"
             )
-        return cls(store, load_public_backend(store.public_bundle()))
 
     def close(self) -> None:
         if self._pool is not None:

@@ -32,6 +32,8 @@ def encrypt_columns(
     zero elsewhere; the matcher adds them to what the block already holds."""
     if len(embeddings) != len(slots):
         raise DimensionError(f"{len(embeddings)} embeddings for {len(slots)} slots")
+    for e in embeddings:
+        protocol.check_input(protocol.prepare(e), backend.params.result_limit)
     rows = np.array([protocol.gallery_row(e) for e in embeddings])
     by_block: dict[int, list[int]] = {}
     for k, (block, _) in enumerate(slots):
@@ -46,6 +48,7 @@ def encrypt_columns(
 
 def encrypt_probe(backend: FHEBackend, protocol: DistanceProtocol, embedding: np.ndarray) -> tuple[list[bytes], float]:
     """The probe as replicated component ciphertexts, and the offset the key owner adds to scores."""
+    protocol.check_input(protocol.prepare(embedding), backend.params.result_limit)
     row, offset = protocol.probe_row(embedding)
     return [_dump_stored(backend, np.full(backend.slot_count, v), component=i) for i, v in enumerate(row)], offset
 

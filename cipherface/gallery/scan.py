@@ -10,6 +10,7 @@ changed the gallery.  Only probe and result blobs cross the process boundary.
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from cipherface.errors import GalleryError
 
 def _serve(conn, path: str, index: int, workers: int) -> None:
     from cipherface.gallery.encrypted_gallery import EncryptedGallery, scan_blocks
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes the pool
 
     gallery = EncryptedGallery.open(path)
     while True:

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from cipherface.backend import Ciphertext, FHEBackend
-from cipherface.errors import DimensionError
+from cipherface.errors import DimensionError, IntegrityError, RangeError
 
 
 class DistanceProtocol(ABC):
@@ -64,3 +64,55 @@ class DistanceProtocol(ABC):
     def distance(self, value: float) -> float:
         """The distance in the units thresholds are given in."""
         return float(value)
+
+    # ------------------------------------------------------------ value ranges
+    @abstractmethod
+    def result_bound(self, norm: float) -> float:
+        """The largest magnitude any intermediate or final value reaches (1:1 and gallery) when
+        every prepared input has an L2 norm of at most ``norm``."""
+
+    @abstractmethod
+    def value_range(self, limit: float) -> tuple[float, float]:
+        """The values a genuine decrypted result can take when inputs keep within ``limit``."""
+
+    def check_input(self, prepared: np.ndarray, limit: float) -> np.ndarray:
+        """Refuse a prepared embedding whose results could pass ``limit`` (and so wrap around)."""
+        norm = float(np.linalg.norm(prepared))
+        bound = self.result_bound(norm)
+        if bound > limit:
+            raise RangeError(
+                f"embedding norm {norm:.6g} is too large for {self.name}: results could reach {bound:.6g}, "
+                f"but this parameter set holds at most ±{limit:.6g} without wrapping around; scale the "
+                "embeddings down or use a parameter set with more bits between the scale and the first prime"
+            )
+        return prepared
+
+    def check_values(self, values: np.ndarray | float, limit: float, what: str) -> None:
+        """Refuse decrypted values this metric cannot produce: never decide on them."""
+        arr = np.atleast_1d(np.asarray(values, dtype=np.float64))
+        lo, hi = self.value_range(limit)
+        slack = VALUE_SLACK + 1e-6 * max(abs(lo), abs(hi))
+        bad = ~np.isfinite(arr) | (arr < lo - slack) | (arr > hi + slack)
+        if bad.any():
+            worst = arr[bad][0]
+            raise IntegrityError(
+                f"{what}: decrypted {self.name} value {worst:.6g} is outside [{lo:g}, {hi:g}], which no genuine "
+                "result can take: it is corrupted, forged, or was computed with another key; nothing was decided"
+            )
+
+    def window(self, dim: int) -> int:
+        """Slots the encrypted computation sums into slot 0 (the next power of two from ``dim``);
+        slots ``window + k`` hold the same computation on the inputs' slots from ``window + k``."""
+        return 1 << max(dim - 1, 0).bit_length()
+
+    def window_values(self, a: np.ndarray, b: np.ndarray, dim: int, count: int) -> np.ndarray:
+        """What slots ``window .. window + count - 1`` of a result hold when the inputs hold ``a`` and
+        ``b`` from slot ``window`` on (and zeros after): the plaintext computation, window by window."""
+        size = self.window(dim)
+        pa, pb = np.zeros(count + size), np.zeros(count + size)
+        pa[: len(a)], pb[: len(b)] = a, b
+        return np.array([self.plaintext(pa[k : k + size], pb[k : k + size]) for k in range(count)])
+
+
+#: Absolute slack around a metric's range: CKKS noise on a genuine result is orders below it.
+VALUE_SLACK = 1e-3

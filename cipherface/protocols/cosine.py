@@ -37,3 +37,9 @@ class Cosine(DistanceProtocol):
 
     def cutoff(self, threshold):
         return float(threshold)
+
+    def result_bound(self, norm):
+        return 2.0  # inputs are unit vectors: dot products in [-1, 1], distances in [0, 2]
+
+    def value_range(self, limit):
+        return 0.0, 2.0

@@ -36,6 +36,13 @@ class Euclidean(DistanceProtocol):
     def cutoff(self, threshold):
         return float(threshold) ** 2
 
+    def result_bound(self, norm):
+        # (|a| + |b|)² bounds d² and every partial sum; the gallery's |g|² - 2g·p stays within 3·norm²
+        return 4.0 * norm * norm
+
+    def value_range(self, limit):
+        return 0.0, float(limit)
+
     def distance(self, value):
         # CKKS noise can make a zero distance decrypt slightly negative
         return math.sqrt(max(float(value), 0.0))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cipherface import envelope
-from cipherface.backend import FHEBackend
+from cipherface.backend import FHEBackend, power_of_two_steps
 from cipherface.errors import (
     BackendMismatchError,
     CipherfaceError,
@@ -24,11 +24,16 @@ from cipherface.errors import (
     VersionError,
     WrongKindError,
 )
-from cipherface.params import PRESETS
+from cipherface.gallery.packing import decrypt_scores, encrypt_columns, encrypt_probe
+from cipherface.params import PRESETS, CKKSParams
 from cipherface.plugins import get_protocol
 
 DIMS = (1, 128, 512, 4096)
 PROTOCOLS = ("euclidean", "cosine")
+#: Error allowed on a protocol's decrypted result, relative to max(1, |expected|), for every
+#: parameter set (docs/plugin-authors.md). Measured here: at most 2e-5 (N=32768); a chain
+#: whose special prime is too small is off by 0.1 to 3.
+PROTOCOL_TOLERANCE = 1e-4
 
 
 def assert_close(actual, expected, tol: float, what: str) -> None:
@@ -48,6 +53,63 @@ def _secret_only_parts(secret_blob: bytes, public_blob: bytes) -> list[tuple[str
         elif data != public.parts[name] and data.startswith(envelope.MAGIC):
             found.extend(_secret_only_parts(data, public.parts[name]) or [])
     return found or None
+
+
+def _cases(protocol: str, dim: int, limit: float, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Random and adversarial input pairs; the largest are as large as the key owner allows."""
+    big = np.sqrt(limit) / 2 * (1 - 1e-9)  # euclidean: 4·norm² = limit
+    spread = np.zeros(dim)
+    spread[::2] = big / np.sqrt((dim + 1) // 2)
+    return {
+        "random": (rng.normal(size=dim), rng.normal(size=dim)),
+        "identical": (np.full(dim, 0.3), np.full(dim, 0.3)),
+        "opposite": (np.ones(dim), -np.ones(dim)),
+        "one_hot": (np.eye(dim)[0], np.eye(dim)[dim - 1]),
+        "tiny": (np.full(dim, 1e-4), np.full(dim, -1e-4)),
+        "largest_opposite": (np.eye(dim)[0] * big, -np.eye(dim)[0] * big),
+        "largest_spread": (spread, -spread),
+    }
+
+
+def protocol_errors(backend_class: type[FHEBackend], name: str, params: CKKSParams, tol: float) -> list[str]:
+    """Every protocol, on fresh keys for ``params``, 1:1 at d=128 and 512 and the packed gallery
+    kernel, against numpy: the failures, each naming the case.
+
+    Keys come from the plugin's ``_generate`` hook, past the core's parameter checks, so the
+    suite measures what the library computes for any chain, including one the core refuses."""
+    backend = backend_class._generate(params, secrets.token_hex(8), power_of_two_steps(512))
+    rng = np.random.default_rng(20261127)
+    failures: list[str] = []
+
+    def compare(got: np.ndarray, want: np.ndarray, what: str) -> None:
+        err = float(np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))))
+        if not err <= tol:
+            failures.append(f"{what}: error {err:.3g} > {tol:g}")
+
+    for metric in PROTOCOLS:
+        p = get_protocol(metric)
+        for dim in (128, 512):
+            for case, (a, b) in _cases(metric, dim, params.result_limit, rng).items():
+                pa, pb = p.prepare(a), p.prepare(b)
+                ct = p.encrypted(backend, backend.encrypt(pa), backend.encrypt(pb), dim)
+                compare(backend.decrypt(ct, 1)[:1], np.array([p.plaintext(pa, pb)]), f"{metric} d={dim} {case}")
+        # the packed gallery kernel (d=32 keeps it quick): identities, one as large as allowed, against probes
+        cases = _cases(metric, 32, params.result_limit, rng)
+        gallery = [cases["random"][0], cases["one_hot"][0], cases["largest_spread"][0], cases["tiny"][0]]
+        slots = [(0, s) for s in (0, 1, 7, backend.slot_count - 1)]
+        columns = [
+            backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0]
+            for x in encrypt_columns(backend, p, gallery, slots)[0]
+        ]
+        for case in ("random", "largest_spread"):
+            probe_blobs, offset = encrypt_probe(backend, p, cases[case][1])
+            probe = [backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in probe_blobs]
+            scored = backend.inner_product(columns, probe)
+            result = backend.dump_ciphertext(scored, kind=envelope.RESULT, meta={"block": 0})
+            scores = decrypt_scores(backend, result)[1][[s for _, s in slots]] + offset
+            want = np.array([p.plaintext(p.prepare(g), p.prepare(cases[case][1])) for g in gallery])
+            compare(scores, want, f"{metric} gallery d=32 probe {case}")
+    return failures
 
 
 class _Fixtures:
@@ -169,6 +231,34 @@ class PrecisionTests(_Fixtures):
     def test_unused_slots_decrypt_to_zero(self, backend, tolerance):
         out = backend.decrypt(backend.encrypt([3.0, -2.0]))
         assert_close(out[2:], np.zeros(backend.slot_count - 2), tolerance, "precision: padding slots")
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def protocol_tolerance(cls) -> float:
+        return PROTOCOL_TOLERANCE
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def extra_parameter_sets(cls) -> dict[str, CKKSParams]:
+        """Parameter sets to check beside the presets (``cipherface conformance --params``)."""
+        return {}
+
+    @pytest.mark.parametrize("preset_name", list(PRESETS))
+    def test_preset_computes_both_protocols_within_tolerance(self, backend_class, preset_name, protocol_tolerance):
+        errors = protocol_errors(backend_class, preset_name, PRESETS[preset_name], protocol_tolerance)
+        assert not errors, f"precision: preset {preset_name}: " + "; ".join(errors)
+
+    def test_extra_parameter_sets_compute_both_protocols_within_tolerance(
+        self, backend_class, extra_parameter_sets, protocol_tolerance
+    ):
+        if not extra_parameter_sets:
+            pytest.skip("no extra parameter sets given (cipherface conformance --params)")
+        errors = [
+            f"parameter set {name} {list(p.coeff_mod_bit_sizes)}: {e}"
+            for name, p in extra_parameter_sets.items()
+            for e in protocol_errors(backend_class, name, p, protocol_tolerance)
+        ]
+        assert not errors, "precision: " + "; ".join(errors)
 
 
 class DimensionTests(_Fixtures):
@@ -439,10 +529,16 @@ class EnvelopeTests(_Fixtures):
 class PresetTests(_Fixtures):
     capability = "presets"
 
+    def test_extra_parameter_sets_are_accepted(self, extra_parameter_sets):
+        if not extra_parameter_sets:
+            pytest.skip("no extra parameter sets given (cipherface conformance --params)")
+        refused = {name: p.problems() for name, p in extra_parameter_sets.items() if p.problems()}
+        assert not refused, f"presets: refused parameter set(s): {refused}"
+
     @pytest.mark.parametrize("name", list(PRESETS))
     def test_preset_meets_its_security_level(self, backend_class, name):
         p = PRESETS[name]
-        assert p.problems() == [], f"presets: {name} does not meet its level: {p.problems()}"
+        assert p.problems() == [], f"presets: {name} is refused: {p.problems()}"
         b = backend_class.generate(name, rotation_steps=[1])
         assert (b.slot_count, b.security_level) == (p.slot_count, p.security_level)
         assert b.depth_left(b.encrypt([1.0])) == p.depth, f"presets: {name} depth"

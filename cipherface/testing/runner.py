@@ -15,17 +15,19 @@ from typing import Any
 import pytest
 
 from cipherface.backend import FHEBackend
+from cipherface.params import CKKSParams
 from cipherface.plugins import get_backend
 from cipherface.testing.conformance import CAPABILITIES
 
-# Backends under test, handed to the generated test module of the same process.
+# Backends and extra parameter sets under test, handed to the generated test module of the same process.
 TARGETS: dict[str, type[FHEBackend]] = {}
+EXTRA_SETS: dict[str, dict[str, CKKSParams]] = {}
 
 _MODULE = """
 import pytest
 
 from cipherface.testing import BackendConformance
-from cipherface.testing.runner import TARGETS
+from cipherface.testing.runner import EXTRA_SETS, TARGETS
 
 
 class TestConformance(BackendConformance):
@@ -33,6 +35,11 @@ class TestConformance(BackendConformance):
     @classmethod
     def backend_class(cls):
         return TARGETS[{token!r}]
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def extra_parameter_sets(cls):
+        return EXTRA_SETS[{token!r}]
 """
 
 
@@ -72,11 +79,17 @@ class _Collector:
             result.failures.append({"test": test, "message": lines[0] if lines else str(report.longrepr)[-300:]})
 
 
-def run_conformance(backend: str | type[FHEBackend], keyword: str | None = None) -> dict[str, Any]:
-    """Run every conformance test on a backend (a name or a class); results per capability."""
+def run_conformance(
+    backend: str | type[FHEBackend],
+    keyword: str | None = None,
+    extra_sets: dict[str, CKKSParams] | None = None,
+) -> dict[str, Any]:
+    """Run every conformance test on a backend (a name or a class), with parameter sets to check
+    beside the presets; results per capability."""
     cls = get_backend(backend) if isinstance(backend, str) else backend
     token = secrets.token_hex(6)
     TARGETS[token] = cls
+    EXTRA_SETS[token] = dict(extra_sets or {})
     collector = _Collector()
     try:
         with tempfile.TemporaryDirectory(prefix="cipherface-conformance-") as tmp:
@@ -88,6 +101,7 @@ def run_conformance(backend: str | type[FHEBackend], keyword: str | None = None)
             pytest.main(args, plugins=[collector])
     finally:
         TARGETS.pop(token, None)
+        EXTRA_SETS.pop(token, None)
     caps = {cap: collector.by_capability[cap] for cap in [*CAPABILITIES, "other"] if cap in collector.by_capability}
     return {
         "backend": cls.name,

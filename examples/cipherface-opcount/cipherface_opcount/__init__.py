@@ -14,6 +14,7 @@ import threading
 from collections import Counter
 
 from cipherface import FHEBackend, hookimpl
+from cipherface.errors import EnvelopeError
 from cipherface.plugins import get_backend
 
 INNER_ENV = "CIPHERFACE_OPCOUNT_INNER"
@@ -22,6 +23,8 @@ INNER_ENV = "CIPHERFACE_OPCOUNT_INNER"
 class OpCountBackend(FHEBackend):
     name = "opcount"
     thread_safe = False  # the inner backend may not be; declare only what is guaranteed
+    public_parts = ("inner",)  # the inner backend's own bundle, public or secret as the outer one
+    secret_parts = ()
 
     def __init__(self, params, key_id, rotation_steps, inner: FHEBackend) -> None:
         super().__init__(params, key_id, rotation_steps)
@@ -48,7 +51,10 @@ class OpCountBackend(FHEBackend):
 
     @classmethod
     def _from_parts(cls, params, key_id, rotation_steps, parts, secret):
-        return cls(params, key_id, rotation_steps, cls.inner_class().load_bundle(parts["inner"]))
+        inner = cls.inner_class().load_bundle(parts["inner"])
+        if inner.has_secret_key != secret:
+            raise EnvelopeError("opcount bundle: the inner bundle's kind does not match the outer one")
+        return cls(params, key_id, rotation_steps, inner)
 
     def _bundle_parts(self, secret):
         inner = self.inner.export_secret_bundle() if secret else self.inner.export_public_bundle()

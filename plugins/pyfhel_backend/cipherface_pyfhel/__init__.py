@@ -9,7 +9,7 @@ import numpy as np
 from Pyfhel import PyCtxt, Pyfhel
 
 from cipherface import CKKSParams, FHEBackend, hookimpl
-from cipherface.errors import CipherfaceError, ParameterError, SecretKeyRequiredError
+from cipherface.errors import CipherfaceError, EnvelopeError, ParameterError, SecretKeyRequiredError
 
 
 def _context(params: CKKSParams) -> Pyfhel:
@@ -58,10 +58,24 @@ class PyfhelBackend(FHEBackend):
         he = _context(params)
         he.from_bytes_public_key(parts["public_key"])
         he.from_bytes_relin_key(parts["relin_keys"])
-        if parts.get("galois_keys"):
+        if rotation_steps or parts["galois_keys"]:
             he.from_bytes_rotate_key(parts["galois_keys"])
         if secret:
             he.from_bytes_secret_key(parts["secret_key"])
+        # Pyfhel silently generates any key it finds empty when an operation needs it (from an
+        # empty secret key on the matcher's side): refuse such a bundle here instead
+        empty = [
+            name
+            for name, is_empty in (
+                ("public_key", he.is_public_key_empty()),
+                ("relin_keys", he.is_relin_key_empty()),
+                ("galois_keys", bool(rotation_steps) and he.is_rotate_key_empty()),
+                ("secret_key", secret and he.is_secret_key_empty()),
+            )
+            if is_empty
+        ]
+        if empty:
+            raise EnvelopeError(f"the bundle's {', '.join(empty)} did not load: refused rather than generated")
         return cls(params, key_id, rotation_steps, he, secret=secret)
 
     def _bundle_parts(self, secret: bool) -> dict[str, bytes]:
@@ -161,6 +175,8 @@ class PyfhelBackend(FHEBackend):
         return self._at(out, a.mod_level + levels)
 
     def _rotate(self, a, step):
+        if self._he.is_rotate_key_empty():  # Pyfhel would generate Galois keys here
+            raise CipherfaceError(f"cannot rotate by {step}: this key set holds no Galois keys")
         return self._at(self._he.rotate(a, step, in_new_ctxt=True), a.mod_level)
 
     def _serialize(self, ct) -> bytes:

@@ -21,7 +21,7 @@ import numpy as np
 import tenseal.sealapi as seal
 
 from cipherface import CKKSParams, FHEBackend, hookimpl
-from cipherface.errors import CipherfaceError, ParameterError
+from cipherface.errors import CipherfaceError, EnvelopeError, ParameterError
 
 _SEC_LEVEL = {128: seal.SEC_LEVEL_TYPE.TC128, 192: seal.SEC_LEVEL_TYPE.TC192, 256: seal.SEC_LEVEL_TYPE.TC256}
 
@@ -122,8 +122,11 @@ class TenSEALBackend(FHEBackend):
         public_key = _scratch.load(seal.PublicKey(), context, parts["public_key"])
         relin_keys = _scratch.load(seal.RelinKeys(), context, parts["relin_keys"])
         galois_keys = seal.GaloisKeys()
-        if parts.get("galois_keys"):
+        if rotation_steps or parts["galois_keys"]:
             _scratch.load(galois_keys, context, parts["galois_keys"])
+        missing = [s for s in rotation_steps if not galois_keys.has_key(_galois_elt(s, params.poly_modulus_degree))]
+        if missing:
+            raise EnvelopeError(f"the bundle lists rotation steps {missing} but holds no Galois key for them")
         secret_key = _scratch.load(seal.SecretKey(), context, parts["secret_key"]) if secret else None
         return cls(params, key_id, rotation_steps, context, public_key, relin_keys, galois_keys, secret_key)
 
