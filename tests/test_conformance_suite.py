@@ -1,5 +1,6 @@
 """The conformance suite catches broken backends and names what broke."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,16 +12,20 @@ from cipherface.testing.runner import run_conformance
 
 
 class LeakyPublicBundle(TenSEALBackend):
-    """Broken on purpose: its public bundle keeps the secret key."""
+    """Broken on purpose: its public bundle keeps the secret key, in a part it declares public."""
 
     name = "leaky"
+    public_parts = (*TenSEALBackend.public_parts, "backup")
 
     def _bundle_parts(self, secret):
-        return super()._bundle_parts(True)
+        parts = super()._bundle_parts(secret)
+        parts["backup"] = super()._bundle_parts(True)["secret_key"]
+        return parts
 
     @classmethod
     def _from_parts(cls, params, key_id, rotation_steps, parts, secret):
-        return super()._from_parts(params, key_id, rotation_steps, parts, "secret_key" in parts)
+        parts = {**parts, "secret_key": parts["backup"]}
+        return super()._from_parts(params, key_id, rotation_steps, parts, True)
 
 
 class NoisyDecrypt(TenSEALBackend):
@@ -31,6 +36,17 @@ class NoisyDecrypt(TenSEALBackend):
     def _decrypt(self, ct):
         values = np.asarray(super()._decrypt(ct))
         return values + np.random.default_rng(0).normal(scale=1e-3, size=values.size)
+
+
+class SmallSpecialPrime(TenSEALBackend):
+    """Broken on purpose: builds every chain with a 40-bit special prime, as the old n8192-s192 [60,40,40] was."""
+
+    name = "small-special-prime"
+
+    @classmethod
+    def _generate(cls, params, key_id, rotation_steps):
+        bits = (*params.coeff_mod_bit_sizes[:-1], 40)
+        return super()._generate(dataclasses.replace(params, coeff_mod_bit_sizes=bits), key_id, rotation_steps)
 
 
 def failed_tests(report, capability):
@@ -59,6 +75,35 @@ def test_suite_catches_a_noisy_decrypt_and_names_precision():
     )
 
 
+def test_suite_catches_a_special_prime_smaller_than_the_data_primes_on_every_preset():
+    report = run_conformance(SmallSpecialPrime, keyword="preset_computes and (n8192 or n16384)")
+    failures = report["capabilities"]["precision"]["failures"]
+    assert not report["ok"] and len(failures) == 5
+    for f in failures:
+        assert f["message"].startswith("AssertionError: precision: preset n"), f["message"]
+        assert "d=128" in f["message"] and "error" in f["message"]
+
+
+def test_conformance_cli_fails_a_deliberately_bad_parameter_set_with_precision():
+    def conformance(spec, *extra):
+        args = [sys.executable, "-m", "cipherface", "conformance", "pyfhel", "--params", spec, *extra]
+        return subprocess.run([*args, "-k", "extra_parameter_sets"], capture_output=True, text=True)
+
+    proc = conformance("8192:60,40,40:40:192", "--json")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1 and not report["ok"]
+    (precision,) = report["capabilities"]["precision"]["failures"]
+    assert (
+        "precision: parameter set 8192:60,40,40:40:192 [60, 40, 40]: euclidean d=128 random: error"
+        in (precision["message"])
+    )
+    assert "cosine d=512 largest_spread: error" in precision["message"]
+    (refused,) = report["capabilities"]["presets"]["failures"]
+    assert "special (last) prime has 40 bits" in refused["message"]
+    good = conformance("8192:56,40,56:40:192")
+    assert good.returncode == 0, good.stdout
+
+
 def test_a_correct_backend_passes_the_same_selection():
     report = run_conformance(TenSEALBackend, keyword="public_bundle or round_trip")
     assert report["ok"]
@@ -74,7 +119,9 @@ def test_example_plugin_is_discovered_and_passes_through_the_cli():
     opcount = next(b for b in listed["backends"] if b["name"] == "opcount")
     assert opcount["plugin"] == "cipherface-opcount 0.1.0"
     proc = subprocess.run(
-        [sys.executable, "-m", "cipherface", "conformance", "opcount", "--json"], capture_output=True, text=True
+        [sys.executable, "-m", "cipherface", "conformance", "opcount", "--json", "-k", "not preset_computes"],
+        capture_output=True,
+        text=True,
     )
     report = json.loads(proc.stdout)
     assert proc.returncode == 0 and report["ok"]
