@@ -68,6 +68,24 @@ def registry() -> Registry:
     return reg
 
 
+class LazyModule:
+    """A module imported on first attribute access, for backend plugins' native libraries.
+
+    Registering a backend must not load its library: two plugins built on two copies of
+    Microsoft SEAL (TenSEAL's and Pyfhel's) share SEAL's GNU-unique globals once both are in
+    one process (the memory-manager profile, so one copy allocates through the other's pool).
+    Loaded lazily, a process holds only the libraries of the backends it uses."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            self._module = import_module(self._name)
+        return getattr(self._module, attr)
+
+
 def _lookup(kind: str, table: dict[str, Any], name: str) -> Any:
     try:
         return table[name]

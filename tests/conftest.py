@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from cipherface import KeyOwner, Matcher
@@ -11,6 +13,8 @@ BACKENDS = ("tenseal", "pyfhel")
 
 
 def pytest_configure(config):
+    # a subprocess that dies of a signal (SIGABRT, SIGSEGV) prints where, in Python and native frames
+    os.environ.setdefault("PYTHONFAULTHANDLER", "1")
     missing = [name for name in BACKENDS if name not in registry().backends]
     if missing:
         raise pytest.UsageError(f"backend plugin(s) {missing} are not installed: run the README's set-up (make test)")

@@ -202,7 +202,9 @@ def test_a_process_killed_during_enrolment_leaves_the_last_commit(tmp_path):
 
 def test_cli_enroll_identify_info_list_remove(tmp_path, faces):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "cipherface", *args], capture_output=True, text=True, check=True)
+        proc = subprocess.run([sys.executable, "-m", "cipherface", *args], capture_output=True, text=True)
+        assert proc.returncode == 0, f"cipherface {' '.join(args)} exited {proc.returncode}: {proc.stderr}"
+        return proc
 
     g = str(tmp_path / "g.db")
     run("enroll", "--gallery", g, "--name", "alice", str(faces / "img1.jpg"), "--json")

@@ -32,3 +32,23 @@ def test_env_var_selects_the_backend(monkeypatch):
     assert get_backend().name == "pyfhel"
     monkeypatch.delenv("CIPHERFACE_BACKEND")
     assert get_backend().name == "tenseal"
+
+
+def test_a_process_loads_only_the_fhe_library_it_uses(tmp_path):
+    """TenSEAL and Pyfhel each carry a copy of Microsoft SEAL, and two copies in one process share
+    SEAL's GNU-unique globals (its memory-manager profile): a command loads only its backend's."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "from cipherface.plugins import registry\n"
+        "from cipherface import KeyOwner, Matcher\n"
+        "registry()\n"
+        "assert not {'tenseal', 'Pyfhel'} & set(sys.modules), 'registering loaded a library'\n"
+        "o = KeyOwner.generate('tenseal', rotation_steps=[1, 2, 4])\n"
+        "Matcher(o.public_bundle()).distance(o.encrypt(np.ones(8), 'cosine'), o.encrypt(np.ones(8), 'cosine'))\n"
+        "assert 'tenseal' in sys.modules and 'Pyfhel' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -6,14 +6,16 @@ from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
-from Pyfhel import PyCtxt, Pyfhel
 
 from cipherface import CKKSParams, FHEBackend, hookimpl
 from cipherface.errors import CipherfaceError, EnvelopeError, ParameterError, SecretKeyRequiredError
+from cipherface.plugins import LazyModule
+
+pyfhel = LazyModule("Pyfhel")  # loaded when the backend is first used, not when it is registered
 
 
-def _context(params: CKKSParams) -> Pyfhel:
-    he = Pyfhel()
+def _context(params: CKKSParams):
+    he = pyfhel.Pyfhel()
     status = he.contextGen(
         scheme="ckks",
         n=params.poly_modulus_degree,
@@ -32,7 +34,7 @@ class PyfhelBackend(FHEBackend):
     name = "pyfhel"
     thread_safe = True  # operations allocate new ciphertexts; the SEAL objects are read-only
 
-    def __init__(self, params, key_id, rotation_steps, he: Pyfhel, secret: bool) -> None:
+    def __init__(self, params, key_id, rotation_steps, he, secret: bool) -> None:
         super().__init__(params, key_id, rotation_steps)
         self._he = he
         self._secret = secret
@@ -157,19 +159,19 @@ class PyfhelBackend(FHEBackend):
         return self._at(out, a.mod_level + rescale)
 
     def relinearize(self, a):
-        out = PyCtxt(copy_ctxt=a)
+        out = pyfhel.PyCtxt(copy_ctxt=a)
         self._he.relinearize(out)
         return self._at(out, a.mod_level)
 
     def _rescale(self, a):
-        out = PyCtxt(copy_ctxt=a)
+        out = pyfhel.PyCtxt(copy_ctxt=a)
         self._he.rescale_to_next(out)
         return self._at(out, a.mod_level + 1)
 
     def drop_level(self, a, levels=1):
         if levels > self.depth_left(a):
             raise CipherfaceError(f"cannot drop {levels} levels: only {self.depth_left(a)} are left")
-        out = PyCtxt(copy_ctxt=a)
+        out = pyfhel.PyCtxt(copy_ctxt=a)
         for _ in range(levels):
             self._he.mod_switch_to_next(out)
         return self._at(out, a.mod_level + levels)
@@ -183,7 +185,7 @@ class PyfhelBackend(FHEBackend):
         return ct.to_bytes()
 
     def _deserialize(self, data: bytes):
-        ct = PyCtxt(pyfhel=self._he, bytestring=data)
+        ct = pyfhel.PyCtxt(pyfhel=self._he, bytestring=data)
         # the level is not in Pyfhel's view of a loaded ciphertext: count its primes from the size
         # (uncompressed: polynomials x N x primes x 8 bytes, plus a header far smaller than one prime)
         primes = len(data) // (ct.size() * self.params.poly_modulus_degree * 8)

@@ -18,12 +18,12 @@ from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
-import tenseal.sealapi as seal
 
 from cipherface import CKKSParams, FHEBackend, hookimpl
 from cipherface.errors import CipherfaceError, EnvelopeError, ParameterError
+from cipherface.plugins import LazyModule
 
-_SEC_LEVEL = {128: seal.SEC_LEVEL_TYPE.TC128, 192: seal.SEC_LEVEL_TYPE.TC192, 256: seal.SEC_LEVEL_TYPE.TC256}
+seal = LazyModule("tenseal.sealapi")  # loaded when the backend is first used, not when it is registered
 
 
 class _Scratch:
@@ -73,7 +73,8 @@ def _context(params: CKKSParams):
     parms = seal.EncryptionParameters(seal.SCHEME_TYPE.CKKS)
     parms.set_poly_modulus_degree(params.poly_modulus_degree)
     parms.set_coeff_modulus(seal.CoeffModulus.Create(params.poly_modulus_degree, list(params.coeff_mod_bit_sizes)))
-    context = seal.SEALContext(parms, True, _SEC_LEVEL[params.security_level])
+    level = {128: seal.SEC_LEVEL_TYPE.TC128, 192: seal.SEC_LEVEL_TYPE.TC192, 256: seal.SEC_LEVEL_TYPE.TC256}
+    context = seal.SEALContext(parms, True, level[params.security_level])
     if not context.parameters_set():
         raise ParameterError(f"SEAL refuses {params.to_dict()}: {context.parameters_error_message()}")
     return context
