@@ -27,6 +27,12 @@ CANARY_TOLERANCE = 1e-4
 _NONCE = re.compile(r"[0-9a-f]{32}")
 
 
+def canaries_fit(window: int, slot_count: int) -> bool:
+    """Whether canaries fit behind a summed window of ``window`` slots: every canary slot's own
+    window must end before the ciphertext wraps back onto the embedding."""
+    return 2 * window + CANARY_SLOTS - 1 <= slot_count
+
+
 def new_nonce() -> str:
     return secrets.token_hex(16)
 

@@ -19,7 +19,14 @@ from cipherface.errors import (
     SecretKeyRequiredError,
     WrongKindError,
 )
-from cipherface.integrity import CANARY_SLOTS, canary_values, check_canaries, checked_nonce, new_nonce
+from cipherface.integrity import (
+    CANARY_SLOTS,
+    canaries_fit,
+    canary_values,
+    check_canaries,
+    checked_nonce,
+    new_nonce,
+)
 from cipherface.params import CKKSParams
 from cipherface.plugins import get_backend, get_protocol
 
@@ -119,11 +126,10 @@ class KeyOwner:
         protocol = get_protocol(metric)
         prepared = protocol.check_input(protocol.prepare(embedding), self.backend.params.result_limit)
         start = protocol.window(prepared.size)
-        room = self.backend.slot_count - CANARY_SLOTS + 1
-        if 2 * start > room:
+        if not canaries_fit(start, self.backend.slot_count):
             raise DimensionError(
                 f"embedding length {prepared.size} leaves no room for the integrity canaries in "
-                f"{self.backend.slot_count} slots (at most {room // 2} with this parameter set): use a larger ring"
+                f"{self.backend.slot_count} slots: use a parameter set with a larger ring"
             )
         nonce = new_nonce()
         slots = np.zeros(start + CANARY_SLOTS)
@@ -150,7 +156,7 @@ class KeyOwner:
         if not isinstance(nonces, list) or len(nonces) != 2:
             raise IntegrityError("the result's header does not name the two ciphertexts it compared")
         start = protocol.window(dim)
-        if 2 * start + CANARY_SLOTS - 1 > self.backend.slot_count:
+        if not canaries_fit(start, self.backend.slot_count):
             raise IntegrityError(f"the result's header gives an embedding length {dim} no canary fits behind")
         key = self.backend.integrity_key
         u, v = (canary_values(key, checked_nonce(n, "a compared ciphertext")) for n in nonces)
