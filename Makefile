@@ -19,6 +19,7 @@ demo: setup
 	$(BIN)/cipherface demo $(if $(SHARED_FACES),--photos ../shared/data/faces)
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 bench: setup
