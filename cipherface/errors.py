@@ -57,6 +57,14 @@ class GalleryError(CipherfaceError):
     """An encrypted gallery cannot be opened or changed as asked."""
 
 
+class SlotsTakenError(GalleryError):
+    """Slots allocated for an enrolment were filled by another writer before it committed."""
+
+
+class StaleScanError(GalleryError):
+    """A scan could not see one committed state of the gallery (it kept changing under it)."""
+
+
 class RangeError(CipherfaceError):
     """An input is so large that an encrypted result could wrap around (CKKS computes modulo q)."""
 

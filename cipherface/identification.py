@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from cipherface.errors import GalleryError, IntegrityError
+from cipherface.errors import GalleryError, IntegrityError, SlotsTakenError, StaleScanError
 from cipherface.gallery import Directory, EncryptedGallery, decrypt_scores, encrypt_columns, encrypt_probe
 from cipherface.gallery.encrypted_gallery import new_ids
 from cipherface.gallery.packing import decrypt_block, encrypt_block
@@ -24,6 +24,8 @@ from cipherface.roles import KeyOwner, checked_threshold
 from cipherface.timing import Stopwatch
 
 DIRECTORY_FILE = "directory.db"
+#: Scans (or enrolment attempts) before giving up on a gallery that keeps changing under them.
+MAX_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -128,11 +130,17 @@ class Identifier:
         bar = tqdm(total=len(names), desc="enrolling", unit="id", disable=not progress or len(names) < 2)
         for start in range(0, len(names), step):
             chunk_names, chunk = names[start : start + step], embeddings[start : start + step]
-            slots = self.gallery.allocate(len(chunk))  # matcher: free slots
-            columns = encrypt_columns(self.owner.backend, self.protocol, chunk, slots)  # key owner
             chunk_ids = new_ids(len(chunk))
             self.directory.add(zip(chunk_ids, chunk_names))  # key owner, on-prem
-            self.gallery.enroll(columns, slots, chunk_ids)  # matcher, one transaction
+            for attempt in range(MAX_ATTEMPTS):
+                slots = self.gallery.allocate(len(chunk))  # matcher: free slots
+                columns = encrypt_columns(self.owner.backend, self.protocol, chunk, slots)  # key owner
+                try:
+                    self.gallery.enroll(columns, slots, chunk_ids)  # matcher: one transaction, slots re-checked
+                    break
+                except SlotsTakenError:
+                    if attempt == MAX_ATTEMPTS - 1:
+                        raise
             ids += chunk_ids
             bar.update(len(chunk))
         bar.close()
@@ -142,24 +150,24 @@ class Identifier:
     def remove(self, name: str) -> int:
         """Remove every template of a name; their slots are zeroed and become free for reuse."""
         ids = self.directory.ids_of(name)
-        located = self.gallery.store.locate(ids)
-        if not located:
+        backend = self.owner.backend
+
+        def zeroed(block: int, blobs: list[bytes], slots: list[int]) -> list[bytes]:
+            # the key owner re-encrypts the block with those slots zeroed, inside the matcher's write
+            # transaction: nothing enrolled into the block meanwhile can be lost
+            columns = decrypt_block(backend, blobs)
+            columns[:, slots] = 0.0
+            return encrypt_block(backend, columns, block)
+
+        removed = self.gallery.remove(ids, zeroed)
+        if not removed:
             raise GalleryError(f"{name!r} is not enrolled in this gallery")
-        by_block: dict[int, list[tuple[str, int]]] = {}
-        for ident, block, slot in located:
-            by_block.setdefault(block, []).append((ident, slot))
-        for block, members in by_block.items():
-            # the key owner re-encrypts the block with those slots zeroed; the matcher swaps it in
-            columns = decrypt_block(self.owner.backend, self.gallery.block_blobs(block))
-            columns[:, [slot for _, slot in members]] = 0.0
-            fresh = encrypt_block(self.owner.backend, columns, block)
-            self.gallery.replace_block(block, fresh, [ident for ident, _ in members])
         self.directory.remove(ids)
-        return len(located)
+        return removed
 
     def names(self) -> dict[str, int]:
         """Enrolled names and their number of templates (only ids the gallery really holds)."""
-        present = {ident for slots in self.gallery.slot_map().values() for ident in slots.values()}
+        present = {ident for slots in self.gallery.slot_map()[1].values() for ident in slots.values()}
         counts: dict[str, int] = {}
         for name in self.directory.names_of(present).values():
             counts[name] = counts.get(name, 0) + 1
@@ -186,8 +194,7 @@ class Identifier:
         with watch("encrypt_probe"):  # key owner
             probe, offset = encrypt_probe(self.owner.backend, self.protocol, embedding)
         with watch("encrypted_scan"):  # matcher
-            results = self.gallery.scan(probe, workers=workers)
-        slot_map = self.gallery.slot_map()  # matcher: opaque ids, cached per committed state
+            results, slot_map = self._consistent_scan(probe, workers)
         with watch("decrypt_rank"):  # key owner
             ids, values = [], []
             for blob in results:
@@ -198,6 +205,19 @@ class Identifier:
                 ids += list(occupied.values())
             candidates = self._rank(ids, np.concatenate(values) if values else np.array([]), top_k, threshold)
         return Identification(self.gallery.metric, threshold, candidates, watch.ms)
+
+    def _consistent_scan(self, probe: list[bytes], workers: int) -> tuple[list[bytes], dict[int, dict[int, str]]]:
+        """Scores and the slot map they are ranked with, from one committed generation: a scan that
+        raced a commit is done again, so a slot reused meanwhile can never name the wrong person."""
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                generation, results = self.gallery.scan(probe, workers=workers)
+            except StaleScanError:
+                continue
+            mapped, slot_map = self.gallery.slot_map()
+            if mapped == generation:
+                return results, slot_map
+        raise StaleScanError(f"the gallery changed during each of {MAX_ATTEMPTS} scans: try again when it is quieter")
 
     def _checked(self, block: int, scores: np.ndarray, slots: np.ndarray, offset: float) -> np.ndarray:
         """The values of a block's occupied slots, refusing a block no honest scan can produce: a slot

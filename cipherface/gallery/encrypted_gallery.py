@@ -11,7 +11,7 @@ import numpy as np
 
 from cipherface import envelope
 from cipherface.backend import Ciphertext, FHEBackend
-from cipherface.errors import BackendMismatchError, DimensionError, KeyMismatchError
+from cipherface.errors import BackendMismatchError, DimensionError, KeyMismatchError, SlotsTakenError
 from cipherface.gallery.store import GalleryStore
 from cipherface.plugins import get_backend, get_protocol
 
@@ -130,16 +130,17 @@ class EncryptedGallery:
             "labels": "opaque random ids (names stay in the key owner's directory)",
         }
 
-    def slot_map(self) -> dict[int, dict[int, str]]:
-        """block -> slot -> opaque id, for the key owner to read scores (read once per committed state)."""
-        generation = self.store.generation()
-        if generation != self._slots_generation:
-            with self.store.snapshot():
+    def slot_map(self) -> tuple[int, dict[int, dict[int, str]]]:
+        """The committed generation and its block -> slot -> opaque id map, read in one snapshot
+        (cached per generation, off the query's hot path)."""
+        with self.store.snapshot():
+            generation = self.store.generation()
+            if generation != self._slots_generation:
                 out: dict[int, dict[int, str]] = {}
                 for ident, block, slot in self.store.slots():
                     out.setdefault(block, {})[slot] = ident
-                self._slots, self._slots_generation = out, self.store.generation()
-        return self._slots
+                self._slots, self._slots_generation = out, generation
+        return self._slots_generation, self._slots
 
     # ------------------------------------------------------------ enrolment
     def allocate(self, n: int) -> list[tuple[int, int]]:
@@ -173,6 +174,9 @@ class EncryptedGallery:
         if len(ids) != len(slots):
             raise DimensionError(f"{len(ids)} ids for {len(slots)} slots")
         with self.store.transaction() as conn:
+            taken = [(b, s) for b, s in slots if s in self.store.used_slots(b)]
+            if taken:  # another writer filled them since they were allocated: the caller allocates again
+                raise SlotsTakenError(f"{len(taken)} slot(s) were taken by another enrolment, e.g. {taken[0]}")
             existing = set(self.store.block_ids())
             for block, blobs in columns.items():
                 if len(blobs) != self.width:
@@ -188,11 +192,20 @@ class EncryptedGallery:
             self.store.add_identities(conn, [(i, b, s) for i, (b, s) in zip(ids, slots)])
         return ids
 
-    def replace_block(self, block: int, blobs: list[bytes], removed: Sequence[str]) -> None:
-        """Swap in a re-encrypted block (slots of ``removed`` zeroed) and free those slots."""
+    def remove(self, ids: Sequence[str], rewrite: Callable[[int, list[bytes], list[int]], list[bytes]]) -> int:
+        """Remove identities in one write transaction on the state it reads: for every block holding
+        some, ``rewrite(block, blobs, slots)`` (the key owner) returns the block re-encrypted with
+        those slots zeroed; the new blocks and the freed slots commit together. Returns how many."""
         with self.store.transaction() as conn:
-            self.store.write_block(conn, block, [self._checked(b) for b in blobs])
-            self.store.remove_identities(conn, list(removed))
+            located = self.store.locate(ids)
+            by_block: dict[int, list[tuple[str, int]]] = {}
+            for ident, block, slot in located:
+                by_block.setdefault(block, []).append((ident, slot))
+            for block, members in by_block.items():
+                fresh = rewrite(block, self.store.read_block(block), [slot for _, slot in members])
+                self.store.write_block(conn, block, [self._checked(b) for b in fresh])
+                self.store.remove_identities(conn, [ident for ident, _ in members])
+        return len(located)
 
     def block_blobs(self, block: int) -> list[bytes]:
         return self.store.read_block(block)
@@ -207,21 +220,23 @@ class EncryptedGallery:
         return self.backend.dump_ciphertext(self.backend.add(a, b), kind=envelope.GALLERY_BLOCK, meta=meta)
 
     # ----------------------------------------------------------------- scan
-    def load(self, part: tuple[int, int] = (0, 1)) -> dict[int, list[Ciphertext]]:
-        """Deserialise the blocks numbered ``part[0]`` modulo ``part[1]`` into memory, once per
-        committed state, for scanning."""
-        if self._blocks_key != (self.store.generation(), part):
-            with self.store.snapshot():
+    def load(self, part: tuple[int, int] = (0, 1)) -> tuple[int, dict[int, list[Ciphertext]]]:
+        """The committed generation and the blocks numbered ``part[0]`` modulo ``part[1]``,
+        deserialised in memory from one snapshot, once per generation, for scanning."""
+        with self.store.snapshot():
+            generation = self.store.generation()
+            if self._blocks_key != (generation, part):
                 wanted = [b for b in self.store.block_ids() if b % part[1] == part[0]]
                 self._blocks = {b: [self._load(x) for x in self.store.read_block(b)] for b in wanted}
-                self._blocks_key = (self.store.generation(), part)
-        return self._blocks
+                self._blocks_key = (generation, part)
+        return generation, self._blocks
 
     def _load(self, blob: bytes) -> Ciphertext:
         return self.backend.load_ciphertext(blob, kind=envelope.GALLERY_BLOCK)[0]
 
-    def scan(self, probe: Sequence[bytes], workers: int = 1) -> list[bytes]:
-        """Encrypted scores of every block for one probe: result blobs only the key owner can read."""
+    def scan(self, probe: Sequence[bytes], workers: int = 1) -> tuple[int, list[bytes]]:
+        """Encrypted scores of every block for one probe (result blobs only the key owner can read),
+        and the committed generation they were all computed on."""
         if len(probe) != self.width:
             raise DimensionError(f"probe has {len(probe)} components, the gallery needs {self.width}")
         if workers > 1:
@@ -232,7 +247,8 @@ class EncryptedGallery:
                     self._pool.close()
                 self._pool = ScanPool(self.store.path, workers)
             return self._pool.scan(probe)
-        return scan_blocks(self.backend, self.load(), probe)
+        generation, blocks = self.load()
+        return generation, scan_blocks(self.backend, blocks, probe)
 
 
 def scan_blocks(backend: FHEBackend, blocks: dict[int, list[Ciphertext]], probe: Sequence[bytes]) -> list[bytes]:

@@ -14,7 +14,7 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
-from cipherface.errors import GalleryError
+from cipherface.errors import GalleryError, StaleScanError
 
 
 def _serve(conn, path: str, index: int, workers: int) -> None:
@@ -28,7 +28,8 @@ def _serve(conn, path: str, index: int, workers: int) -> None:
         if probe is None:
             break
         try:
-            conn.send(("ok", scan_blocks(gallery.backend, gallery.load((index, workers)), probe)))
+            generation, blocks = gallery.load((index, workers))
+            conn.send(("ok", (generation, scan_blocks(gallery.backend, blocks, probe))))
         except Exception as exc:  # reported to the parent, which raises it
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
     gallery.close()
@@ -47,11 +48,14 @@ class ScanPool:
             self._conns.append(parent)
             self._procs.append(proc)
 
-    def scan(self, probe: Sequence[bytes]) -> list[bytes]:
+    def scan(self, probe: Sequence[bytes]) -> tuple[int, list[bytes]]:
+        """Every worker's share of the scores and the generation they scanned; a scan whose workers
+        saw different commits is refused (the caller scans again)."""
         probe = list(probe)
         for conn in self._conns:
             conn.send(probe)
         out: list[bytes] = []
+        generations = set()
         for conn in self._conns:
             try:
                 status, payload = conn.recv()
@@ -59,8 +63,11 @@ class ScanPool:
                 raise GalleryError("a scan worker process died") from None
             if status != "ok":
                 raise GalleryError(f"scan worker failed: {payload}")
-            out += payload
-        return out
+            generations.add(payload[0])
+            out += payload[1]
+        if len(generations) != 1:
+            raise StaleScanError(f"scan workers saw different commits {sorted(generations)}")
+        return generations.pop(), out
 
     def close(self) -> None:
         for conn in self._conns:

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import numpy as np
 
@@ -28,12 +29,25 @@ seal = LazyModule("tenseal.sealapi")  # loaded when the backend is first used, n
 
 class _Scratch:
     """SEAL's Python bindings serialise only to file paths: a private folder
-    (on tmpfs where there is one, mode 0700) holds each file for one call."""
+    (on tmpfs where there is one, mode 0700) holds each file for one call.
+
+    The folder is named after this process, and folders of processes that are gone (killed
+    before their exit handler ran) are removed when the next one starts."""
+
+    PREFIX = "cipherface-seal-"
 
     def __init__(self) -> None:
-        base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-        self.dir = tempfile.mkdtemp(prefix="cipherface-seal-", dir=base)
+        base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+        self._sweep(base)
+        self.dir = tempfile.mkdtemp(prefix=f"{self.PREFIX}{os.getpid()}-", dir=base)
         atexit.register(shutil.rmtree, self.dir, True)
+
+    @classmethod
+    def _sweep(cls, base: str) -> None:
+        for folder in Path(base).glob(cls.PREFIX + "*"):
+            pid = folder.name[len(cls.PREFIX) :].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
 
     def _path(self) -> str:
         return os.path.join(self.dir, secrets.token_hex(8))
@@ -59,6 +73,16 @@ class _Scratch:
         finally:
             if os.path.exists(path):
                 os.unlink(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 _scratch = _Scratch()
