@@ -62,3 +62,31 @@ def test_fingerprint_changes_with_any_field():
     other = CKKSParams(8192, (60, 40, 40, 60), 39, 128)
     assert base.fingerprint != other.fingerprint
     assert CKKSParams.from_dict(base.to_dict()) == base
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (CKKSParams(8192, (60, 40, 40), 40, 192), r"special \(last\) prime has 40 bits, fewer than the 60-bit prime"),
+        (CKKSParams(8192, (60, 35, 60), 40, 128), r"must equal the scale 2\^40, got \[35\]"),
+        (CKKSParams(8192, (45, 40, 60), 40, 128), "leaves 5 bits above the scale"),
+        (CKKSParams(8192, (60, 60), 40, 128), "depth 0"),
+    ],
+)
+def test_secure_but_miscomputing_chains_are_refused_with_the_numbers(params, message):
+    """Each of these meets the security table; each would return wrong answers."""
+    assert params.total_bits <= params.max_log_q
+    with pytest.raises(ParameterError, match=message):
+        params.check()
+
+
+def test_the_192_bit_preset_has_a_special_prime_as_large_as_its_first():
+    p = PRESETS["n8192-s192"]
+    assert p.coeff_mod_bit_sizes == (56, 40, 56) and p.total_bits == 152 and p.problems() == []
+    assert p.result_limit == 2.0**14
+
+
+def test_a_parameter_set_reads_from_its_command_line_form():
+    assert CKKSParams.parse("8192:60,40,40,60:40:128") == PRESETS["n8192-s128"]
+    with pytest.raises(ParameterError, match="N:BITS"):
+        CKKSParams.parse("8192-60")
