@@ -38,7 +38,7 @@ def test_pickle_is_never_accepted():
 def test_future_version_names_both_versions():
     env = envelope.decode(make())
     env.version = 7
-    with pytest.raises(VersionError, match="version 7.*up to version 1"):
+    with pytest.raises(VersionError, match="version 7.*up to version 2"):
         envelope.decode(env.to_bytes())
 
 
