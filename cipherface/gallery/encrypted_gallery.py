@@ -174,7 +174,8 @@ class EncryptedGallery:
         if len(ids) != len(slots):
             raise DimensionError(f"{len(ids)} ids for {len(slots)} slots")
         with self.store.transaction() as conn:
-            taken = [(b, s) for b, s in slots if s in self.store.used_slots(b)]
+            used = {b: self.store.used_slots(b) for b in {b for b, _ in slots}}
+            taken = [(b, s) for b, s in slots if s in used[b]]
             if taken:  # another writer filled them since they were allocated: the caller allocates again
                 raise SlotsTakenError(f"{len(taken)} slot(s) were taken by another enrolment, e.g. {taken[0]}")
             existing = set(self.store.block_ids())
