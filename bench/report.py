@@ -42,13 +42,13 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(out)
 
 
-def write_section(name: str, markdown: str) -> None:
-    """Replace the section between <!-- begin NAME --> and <!-- end NAME --> (appended if absent)."""
+def write_section(name: str, markdown: str, doc: Path = DOC) -> None:
+    """Replace the section between <!-- begin NAME --> and <!-- end NAME --> of ``doc`` (appended if absent)."""
     begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     block = f"{begin}\n{markdown.strip()}\n{end}"
     if begin in text and end in text:
         text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(text)
+    doc.write_text(text)
