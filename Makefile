@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cipherface-installed
 
-.PHONY: setup demo test bench bench-gallery lint clean
+.PHONY: setup demo test bench bench-gallery fuzz lint clean
 
 $(STAMP): pyproject.toml plugins/tenseal_backend/pyproject.toml plugins/pyfhel_backend/pyproject.toml \
           examples/cipherface-opcount/pyproject.toml scripts/setup.sh scripts/pyfhel-wheel.sh
@@ -28,6 +28,10 @@ bench: setup
 # 1:N up to 1M identities: about 25 minutes and 9 GB of memory
 bench-gallery: setup
 	$(BIN)/python bench/bench_gallery.py
+
+# malformed blobs, 10,000 per kind per backend, in child processes: about an hour
+fuzz: setup
+	$(BIN)/python bench/fuzz.py
 
 lint: setup
 	$(BIN)/ruff check .
