@@ -57,8 +57,8 @@ class GalleryError(CipherfaceError):
     """An encrypted gallery cannot be opened or changed as asked."""
 
 
-class SlotsTakenError(GalleryError):
-    """Slots allocated for an enrolment were filled by another writer before it committed."""
+class WriteConflictError(GalleryError):
+    """Another writer changed a block between the moment it was read and the commit (read it again)."""
 
 
 class StaleScanError(GalleryError):

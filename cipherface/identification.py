@@ -6,7 +6,7 @@ ciphertexts, opaque ids and the public bundle.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,18 +14,27 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from cipherface.errors import GalleryError, IntegrityError, SlotsTakenError, StaleScanError
-from cipherface.gallery import Directory, EncryptedGallery, decrypt_scores, encrypt_columns, encrypt_probe
-from cipherface.gallery.encrypted_gallery import new_ids
-from cipherface.gallery.packing import decrypt_block, encrypt_block
+from cipherface.errors import GalleryError, IntegrityError, StaleScanError, WriteConflictError
+from cipherface.gallery import Directory, EncryptedGallery, decrypt_scores, encrypt_probe
+from cipherface.gallery.custody import CANARIES_PER_BLOCK, Custody, Rewrite
+from cipherface.gallery.encrypted_gallery import GalleryState, new_ids
+from cipherface.gallery.seal import check_manifest, manifest_tag, open_seal
 from cipherface.plugins import get_protocol
-from cipherface.protocols.base import VALUE_SLACK
 from cipherface.roles import KeyOwner, checked_threshold
 from cipherface.timing import Stopwatch
 
 DIRECTORY_FILE = "directory.db"
 #: Scans (or enrolment attempts) before giving up on a gallery that keeps changing under them.
 MAX_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class Change:
+    """What the key owner asks the matcher to commit: rewritten blocks, slot rows added and dropped."""
+
+    rewrites: dict[int, Rewrite]
+    add: list[tuple[str, int, int]] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -69,10 +78,22 @@ class Identifier:
                 f"gallery {gallery.store.path} is encrypted under key {gallery.key_id}, "
                 f"the key owner holds {owner.key_id}"
             )
+        check_manifest(
+            owner.backend.integrity_key, gallery.store.meta(), gallery.store.public_bundle(), gallery.store.path
+        )
         self.owner = owner
         self.gallery = gallery
         self.directory = directory
         self.protocol = get_protocol(gallery.metric)
+        self.custody = Custody(
+            owner.backend,
+            self.protocol,
+            directory,
+            gallery_id=gallery.gallery_id,
+            canaries=gallery.canaries,
+            dim=gallery.dim,
+        )
+        self._reconcile()
 
     @classmethod
     def open(
@@ -96,7 +117,15 @@ class Identifier:
                 owner.save(key_dir)
             elif backend is not None and backend != owner.backend.name:
                 raise GalleryError(f"the key in {key_dir} is for backend {owner.backend.name!r}, not {backend!r}")
-            gallery = EncryptedGallery.create(gallery_path, owner.public_bundle(), metric, dim)
+            key = owner.backend.integrity_key
+            gallery = EncryptedGallery.create(
+                gallery_path,
+                owner.public_bundle(),
+                metric,
+                dim,
+                canaries=CANARIES_PER_BLOCK,
+                sign=lambda meta, bundle: manifest_tag(key, meta, bundle),
+            )
         else:
             gallery = EncryptedGallery.open(gallery_path)  # first: a file that is no gallery says so
             try:
@@ -105,7 +134,11 @@ class Identifier:
             except BaseException:
                 gallery.close()
                 raise
-        return cls(owner, gallery, Directory(key_dir / DIRECTORY_FILE))
+        try:
+            return cls(owner, gallery, Directory(key_dir / DIRECTORY_FILE))
+        except BaseException:
+            gallery.close()
+            raise
 
     def close(self) -> None:
         self.gallery.close()
@@ -117,57 +150,112 @@ class Identifier:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _reconcile(self) -> None:
+        """Settle what a writer killed between the gallery's commit and the directory's left pending."""
+        sealed = {}
+        for block, text in self.gallery.state().seals.items():
+            try:
+                seal = open_seal(self.owner.backend.integrity_key, text, self.gallery.gallery_id, block)
+            except IntegrityError:
+                continue  # reported by the first query
+            sealed[block] = (seal.version, seal.nonce)
+
+        def present(ids: list[str]) -> set[str]:
+            return {i for i, _, _ in self.gallery.locate(ids)}
+
+        self.directory.reconcile(self.gallery.gallery_id, present, sealed)
+
     # ------------------------------------------------------------ enrolment
     def enroll(self, names: Sequence[str], embeddings: Sequence[np.ndarray], *, progress: bool = True) -> list[str]:
         """Enrol templates (one per embedding), one transaction per block's worth."""
         if len(names) != len(embeddings):
             raise GalleryError(f"{len(names)} names for {len(embeddings)} embeddings")
+        limit = self.owner.backend.params.result_limit
+        rows = []
         for e in embeddings:
             if np.asarray(e).shape != (self.gallery.dim,):
                 raise GalleryError(f"embedding of shape {np.asarray(e).shape}; this gallery holds d={self.gallery.dim}")
+            rows.append(self.protocol.gallery_row(self.protocol.check_input(self.protocol.prepare(e), limit)))
         ids: list[str] = []
-        step = self.gallery.slot_count
+        step = self.gallery.capacity
         bar = tqdm(total=len(names), desc="enrolling", unit="id", disable=not progress or len(names) < 2)
         for start in range(0, len(names), step):
-            chunk_names, chunk = names[start : start + step], embeddings[start : start + step]
-            chunk_ids = new_ids(len(chunk))
-            self.directory.add(zip(chunk_ids, chunk_names))  # key owner, on-prem
-            for attempt in range(MAX_ATTEMPTS):
-                slots = self.gallery.allocate(len(chunk))  # matcher: free slots
-                columns = encrypt_columns(self.owner.backend, self.protocol, chunk, slots)  # key owner
-                try:
-                    self.gallery.enroll(columns, slots, chunk_ids)  # matcher: one transaction, slots re-checked
-                    break
-                except SlotsTakenError:
-                    if attempt == MAX_ATTEMPTS - 1:
-                        raise
+            chunk_ids = new_ids(len(rows[start : start + step]))
+            members = dict(zip(chunk_ids, rows[start : start + step]))
+            self._write(
+                lambda state, members=members: self._placed(state, members),
+                added=zip(chunk_ids, names[start : start + step]),
+            )
             ids += chunk_ids
-            bar.update(len(chunk))
+            bar.update(len(chunk_ids))
         bar.close()
         self.gallery.store.checkpoint()
         return ids
 
+    def _placed(self, state: GalleryState, members: dict[str, np.ndarray]) -> Change:
+        slots, canaries = self.custody.place(state, len(members))
+        by_block: dict[int, dict[int, tuple[str, np.ndarray]]] = {}
+        for (block, slot), (ident, row) in zip(slots, members.items()):
+            by_block.setdefault(block, {})[slot] = (ident, row)
+        stored = self.gallery.read_blocks(sorted(by_block))
+        rewrites = {
+            block: self.custody.rewrite(block, stored.get(block), put=put, canary_slots=canaries.get(block, ()))
+            for block, put in by_block.items()
+        }
+        return Change(rewrites, add=[(ident, b, s) for (b, s), ident in zip(slots, members)])
+
     def remove(self, name: str) -> int:
         """Remove every template of a name; their slots are zeroed and become free for reuse."""
-        ids = self.directory.ids_of(name)
-        backend = self.owner.backend
+        ids = self.ids_of(name)
 
-        def zeroed(block: int, blobs: list[bytes], slots: list[int]) -> list[bytes]:
-            # the key owner re-encrypts the block with those slots zeroed, inside the matcher's write
-            # transaction: nothing enrolled into the block meanwhile can be lost
-            columns = decrypt_block(backend, blobs)
-            columns[:, slots] = 0.0
-            return encrypt_block(backend, columns, block)
+        def cleared(state: GalleryState) -> Change:
+            by_block: dict[int, dict[int, str]] = {}
+            for ident, block, slot in self.gallery.locate(ids):
+                by_block.setdefault(block, {})[slot] = ident
+            stored = self.gallery.read_blocks(sorted(by_block))
+            rewrites = {b: self.custody.rewrite(b, stored.get(b), clear=clear) for b, clear in by_block.items()}
+            return Change(rewrites, remove=[i for clear in by_block.values() for i in clear.values()])
 
-        removed = self.gallery.remove(ids, zeroed)
+        removed = self._write(cleared, added=())
         if not removed:
             raise GalleryError(f"{name!r} is not enrolled in this gallery")
-        self.directory.remove(ids)
         return removed
+
+    def _write(self, plan: Callable[[GalleryState], Change], added: Iterable[tuple[str, str]]) -> int:
+        """One change of the gallery, as the key owner plans it from the state it reads: the blocks
+        it rewrites, committed by the matcher only if nobody changed them meanwhile (else planned
+        again), with the directory written in two phases around the commit. Returns how many
+        identities it removed."""
+        added = list(added)
+        for attempt in range(MAX_ATTEMPTS):
+            change = plan(self.gallery.state())
+            removing = change.remove
+            versions = [r.version for r in change.rewrites.values()]
+            self.directory.begin(self.gallery.gallery_id, added, removing, versions)
+            committed = False
+            try:
+                self.gallery.commit(
+                    {b: r.write for b, r in change.rewrites.items()},
+                    add=[row for r in change.rewrites.values() for row in r.canary_rows] + change.add,
+                    remove=removing,
+                )
+                committed = True
+            except WriteConflictError:
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+            finally:
+                self.directory.end(self.gallery.gallery_id, [i for i, _ in added], removing, versions, committed)
+            if committed:
+                return len(removing)
+        raise AssertionError("unreachable")
+
+    def ids_of(self, name: str) -> list[str]:
+        """The opaque ids of a name's templates in this gallery."""
+        return self.directory.ids_of(self.gallery.gallery_id, name)
 
     def names(self) -> dict[str, int]:
         """Enrolled names and their number of templates (only ids the gallery really holds)."""
-        present = {ident for slots in self.gallery.slot_map()[1].values() for ident in slots.values()}
+        present = {ident for slots in self.gallery.state().slots.values() for ident in slots.values()}
         counts: dict[str, int] = {}
         for name in self.directory.names_of(present).values():
             counts[name] = counts.get(name, 0) + 1
@@ -192,47 +280,68 @@ class Identifier:
         threshold = checked_threshold(threshold)
         watch = Stopwatch()
         with watch("encrypt_probe"):  # key owner
-            probe, offset = encrypt_probe(self.owner.backend, self.protocol, embedding)
+            probe, row, offset = encrypt_probe(self.owner.backend, self.protocol, embedding)
+        return self.identify_encrypted(
+            probe, row, offset, top_k=top_k, threshold=threshold, workers=workers, watch=watch
+        )
+
+    def identify_encrypted(
+        self,
+        probe: Sequence[bytes],
+        row: np.ndarray,
+        offset: float,
+        *,
+        top_k: int,
+        threshold: float,
+        workers: int = 1,
+        watch: Stopwatch | None = None,
+    ) -> Identification:
+        """The matcher's scan of an encrypted probe (whose clear row and offset the key owner kept),
+        and the key owner's checks and ranking."""
+        watch = watch or Stopwatch()
         with watch("encrypted_scan"):  # matcher
-            results, slot_map = self._consistent_scan(probe, workers)
+            results, state = self._consistent_scan(list(probe), workers)
         with watch("decrypt_rank"):  # key owner
-            ids, values = [], []
+            versions = self.custody.check_state(state)
+            ids, values, seen = [], [], set()
             for blob in results:
                 block, scores = decrypt_scores(self.owner.backend, blob)
-                occupied = slot_map.get(block, {})
-                slots = np.fromiter(occupied, dtype=int, count=len(occupied))
-                values.append(self._checked(block, scores, slots, offset))
-                ids += list(occupied.values())
+                if block not in versions or block in seen:
+                    raise IntegrityError(
+                        f"the scan returned scores for block {block} "
+                        + ("twice" if block in seen else "which the gallery does not hold")
+                        + ": refused; nothing was decided"
+                    )
+                seen.add(block)
+                occupied = state.slots.get(block, {})
+                scores = self.custody.check_scores(block, scores, versions[block], list(occupied), row)
+                people = [(s, i) for s, i in occupied.items() if s not in versions[block].canaries]
+                found = scores[[s for s, _ in people]] + offset
+                self.protocol.check_values(found, self.owner.backend.params.result_limit, f"scores of block {block}")
+                values.append(found)
+                ids += [i for _, i in people]
+            if seen != set(versions):
+                missing = sorted(set(versions) - seen)
+                raise IntegrityError(
+                    f"the scan returned no scores for block {missing[0]} ({len(missing)} in all): a block was "
+                    "dropped; nothing was decided"
+                )
             candidates = self._rank(ids, np.concatenate(values) if values else np.array([]), top_k, threshold)
         return Identification(self.gallery.metric, threshold, candidates, watch.ms)
 
-    def _consistent_scan(self, probe: list[bytes], workers: int) -> tuple[list[bytes], dict[int, dict[int, str]]]:
-        """Scores and the slot map they are ranked with, from one committed generation: a scan that
-        raced a commit is done again, so a slot reused meanwhile can never name the wrong person."""
+    def _consistent_scan(self, probe: list[bytes], workers: int) -> tuple[list[bytes], GalleryState]:
+        """Scores and the state (slot map, seals) they are checked and ranked with, from one committed
+        generation: a scan that raced a commit is done again, so a slot reused meanwhile can never
+        name the wrong person."""
         for _ in range(MAX_ATTEMPTS):
             try:
                 generation, results = self.gallery.scan(probe, workers=workers)
             except StaleScanError:
                 continue
-            mapped, slot_map = self.gallery.slot_map()
-            if mapped == generation:
-                return results, slot_map
+            state = self.gallery.state()
+            if state.generation == generation:
+                return results, state
         raise StaleScanError(f"the gallery changed during each of {MAX_ATTEMPTS} scans: try again when it is quieter")
-
-    def _checked(self, block: int, scores: np.ndarray, slots: np.ndarray, offset: float) -> np.ndarray:
-        """The values of a block's occupied slots, refusing a block no honest scan can produce: a slot
-        that holds nobody must score 0, and every value must be one the metric can take."""
-        empty = np.ones(scores.size, dtype=bool)
-        empty[slots] = False
-        stray = float(np.max(np.abs(scores[empty]), initial=0.0))
-        if not np.all(np.isfinite(scores)) or stray > VALUE_SLACK:
-            raise IntegrityError(
-                f"scores of block {block}: slots that hold nobody decrypted to {stray:.6g}, not 0: the "
-                "block is corrupted, forged, or was scanned under another key; nothing was decided"
-            )
-        values = scores[slots] + offset
-        self.protocol.check_values(values, self.owner.backend.params.result_limit, f"scores of block {block}")
-        return values
 
     def _rank(self, ids: list[str], values: np.ndarray, top_k: int, threshold: float) -> list[Candidate]:
         if not ids:

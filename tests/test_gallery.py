@@ -95,15 +95,17 @@ def small(tmp_path, backend_name):
 
 def test_remove_zeroes_the_slot_and_frees_it_for_reuse(small):
     ident, vectors = small
-    [(_, block, slot)] = ident.gallery.store.locate(ident.directory.ids_of("p7"))
+    [(_, block, slot)] = ident.gallery.store.locate(ident.ids_of("p7"))
     assert ident.remove("p7") == 1
     assert ident.gallery.count() == 39 and "p7" not in ident.names()
-    columns = decrypt_block(ident.owner.backend, ident.gallery.block_blobs(block))
+    columns = decrypt_block(ident.owner.backend, ident.gallery.store.read_block(block))
     assert np.abs(columns[:, slot]).max() < 1e-5
-    np.testing.assert_allclose(columns[:, slot + 1], vectors[8], atol=1e-5)
+    [(_, block8, slot8)] = ident.gallery.store.locate(ident.ids_of("p8"))
+    assert block8 == block
+    np.testing.assert_allclose(columns[:, slot8], vectors[8], atol=1e-5)
     assert ident.identify(vectors[7], top_k=1).candidates[0].name != "p7"
     ident.enroll(["newcomer"], [vectors[7]], progress=False)
-    assert ident.gallery.store.locate(ident.directory.ids_of("newcomer"))[0][1:] == (block, slot)
+    assert ident.gallery.store.locate(ident.ids_of("newcomer"))[0][1:] == (block, slot)
     assert ident.identify(vectors[7], top_k=1).identity == "newcomer"
 
 
@@ -153,7 +155,7 @@ def test_readers_see_the_old_or_the_new_state_during_enrolment(tmp_path):
             reader = EncryptedGallery.open(tmp_path / "g.db")
             while not stop.is_set():
                 with reader.store.snapshot():
-                    n = reader.store.count()
+                    n = reader.count()
                     blocks = reader.store.block_ids()
                     complete = all(len(reader.store.read_block(b)) == reader.width for b in blocks)
                 seen.add((n, len(blocks), complete))
@@ -164,14 +166,16 @@ def test_readers_see_the_old_or_the_new_state_during_enrolment(tmp_path):
         ident.enroll(["b"] * 5000, list(unit_vectors(rng, 5000)), progress=False)
         stop.set()
         thread.join()
-    # one transaction per block-sized chunk: 4096 more (filling block 0 and starting block 1), then 904
-    assert seen <= {(10, 1, True), (4106, 2, True), (5010, 2, True)}, seen
+    # one transaction per block-sized chunk (4,096 slots less 8 canaries): 4,088 more (filling block 0
+    # and starting block 1), then 912
+    assert seen <= {(10, 1, True), (4098, 2, True), (5010, 2, True)}, seen
     assert (10, 1, True) in seen
 
 
-def test_a_process_killed_during_enrolment_leaves_the_last_commit(tmp_path):
+def killed_while(tmp_path, stage, hook):
+    """A process enrolling 100 of "first", then killed inside ``hook`` of its second enrolment."""
     script = textwrap.dedent(f"""
-        import sys, time
+        import time
         import numpy as np
         from cipherface.identification import Identifier
         rng = np.random.default_rng(5)
@@ -179,25 +183,41 @@ def test_a_process_killed_during_enrolment_leaves_the_last_commit(tmp_path):
         with Identifier.open({str(tmp_path / "g.db")!r}, {str(tmp_path / "keys")!r}, create=True) as ident:
             ident.enroll(["first"] * 100, list(x[:100]), progress=False)
             print("committed", flush=True)
-            slots = ident.gallery.allocate(500)
-            from cipherface.gallery import encrypt_columns
-            columns = encrypt_columns(ident.owner.backend, ident.protocol, list(x[100:]), slots)
+            target = {hook}
+            original = getattr(target, {stage!r})
 
-            def slow(_):
-                print("writing", flush=True)
+            def stalled(*args, **kwargs):
+                print("stalled", flush=True)
                 time.sleep(60)
 
-            ident.gallery.enroll(columns, slots, progress=slow)
+            setattr(target, {stage!r}, stalled)
+            ident.enroll(["second"] * 500, list(x[100:]), progress=False)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "committed"
-    assert proc.stdout.readline().strip() == "writing"  # inside the second transaction
+    assert proc.stdout.readline().strip() == "stalled"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def test_a_process_killed_during_enrolment_leaves_the_last_commit_and_no_orphans(tmp_path):
+    killed_while(tmp_path, "write_seal", "ident.gallery.store")  # inside the gallery's transaction
     with Identifier.open(tmp_path / "g.db", tmp_path / "keys") as ident:
         assert ident.gallery.count() == 100
         assert ident.names() == {"first": 100}
+        assert ident.directory.pending_names(ident.gallery.gallery_id) == 0  # the 500 pending names were dropped
         assert ident.identify(np.random.default_rng(5).normal(size=(600, 128))[3], top_k=1).identity == "first"
+
+
+def test_a_process_killed_after_the_gallery_committed_is_completed_on_open(tmp_path):
+    killed_while(tmp_path, "end", "ident.directory")  # the gallery committed, the directory not yet
+    x = np.random.default_rng(5).normal(size=(600, 128))
+    with Identifier.open(tmp_path / "g.db", tmp_path / "keys") as ident:
+        assert ident.gallery.count() == 600
+        assert ident.names() == {"first": 100, "second": 500}
+        assert ident.directory.pending_names(ident.gallery.gallery_id) == 0
+        assert ident.identify(x[300], top_k=1).identity == "second"
+        assert ident.remove("second") == 500
 
 
 def test_cli_enroll_identify_info_list_remove(tmp_path, faces):

@@ -2,6 +2,6 @@
 
 from cipherface.gallery.directory import Directory
 from cipherface.gallery.encrypted_gallery import EncryptedGallery
-from cipherface.gallery.packing import STORAGE_DEPTH, decrypt_scores, encrypt_columns, encrypt_probe
+from cipherface.gallery.packing import STORAGE_DEPTH, decrypt_scores, encrypt_probe
 
-__all__ = ["STORAGE_DEPTH", "Directory", "EncryptedGallery", "decrypt_scores", "encrypt_columns", "encrypt_probe"]
+__all__ = ["STORAGE_DEPTH", "Directory", "EncryptedGallery", "decrypt_scores", "encrypt_probe"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,38 @@ import numpy as np
 
 from cipherface import envelope
 from cipherface.backend import Ciphertext, FHEBackend
-from cipherface.errors import BackendMismatchError, DimensionError, KeyMismatchError, SlotsTakenError
+from cipherface.errors import (
+    BackendMismatchError,
+    DimensionError,
+    GalleryError,
+    KeyMismatchError,
+    WriteConflictError,
+)
 from cipherface.gallery.store import GalleryStore
 from cipherface.plugins import get_backend, get_protocol
 
-Progress = Callable[[int], None]
+
+@dataclass(frozen=True)
+class GalleryState:
+    """One committed state: its generation, block -> slot -> opaque id, and block -> seal."""
+
+    generation: int
+    slots: dict[int, dict[int, str]]
+    seals: dict[int, str]
+
+
+@dataclass(frozen=True)
+class StoredBlock:
+    blobs: list[bytes]
+    seal: str
+    slots: dict[int, str]
+
+
+@dataclass(frozen=True)
+class BlockWrite:
+    blobs: list[bytes]
+    seal: str
+    read_seal: str | None  # the seal it replaces (None: a new block), checked at commit
 
 
 def new_ids(n: int) -> list[str]:
@@ -41,17 +69,32 @@ class EncryptedGallery:
         self.protocol = get_protocol(self.metric)
         self._blocks: dict[int, list[Ciphertext]] = {}
         self._blocks_key: tuple[int, tuple[int, int]] | None = None  # (generation, part) they were loaded for
-        self._slots: dict[int, dict[int, str]] = {}
-        self._slots_generation = -1
+        self.gallery_id: str = meta["gallery_id"]
+        self.canaries: int = meta["canaries"]
+        self._state: GalleryState | None = None
         self._pool = None
 
     # ------------------------------------------------------------ lifecycle
     @classmethod
-    def create(cls, path: str | Path, public_bundle: bytes, metric: str, dim: int) -> EncryptedGallery:
+    def create(
+        cls,
+        path: str | Path,
+        public_bundle: bytes,
+        metric: str,
+        dim: int,
+        *,
+        canaries: int,
+        sign: Callable[[dict[str, Any], bytes], str],
+    ) -> EncryptedGallery:
+        """A new, empty gallery; ``sign`` is the key owner's manifest MAC over its settings."""
         backend = load_public_backend(public_bundle)
         protocol = get_protocol(metric)
         width = len(protocol.gallery_row(np.ones(dim)))
-        meta = {
+        if not 0 < canaries < backend.slot_count // 2:
+            raise GalleryError(f"{canaries} canaries per block of {backend.slot_count} slots")
+        meta: dict[str, Any] = {
+            "gallery_id": secrets.token_hex(16),
+            "canaries": canaries,
             "backend": backend.name,
             "key_id": backend.key_id,
             "params": backend.params.to_dict(),
@@ -60,6 +103,7 @@ class EncryptedGallery:
             "width": width,
             "slot_count": backend.slot_count,
         }
+        meta["manifest_tag"] = sign(meta, public_bundle)
         return cls(GalleryStore.create(path, public_bundle, meta), backend)
 
     @classmethod
@@ -106,13 +150,18 @@ class EncryptedGallery:
     def slot_count(self) -> int:
         return self.backend.slot_count
 
+    @property
+    def capacity(self) -> int:
+        """Identities per block: the slots less the key owner's canaries."""
+        return self.slot_count - self.canaries
+
     def count(self) -> int:
-        return self.store.count()
+        return self.store.count() - self.canaries * len(self.store.seals())
 
     def info(self) -> dict[str, Any]:
         meta = self.store.meta()
         n = self.count()
-        blocks = len(self.store.block_ids())
+        blocks = len(self.store.seals())
         size = self.store.size_bytes()
         return {
             "path": str(self.store.path),
@@ -124,101 +173,68 @@ class EncryptedGallery:
             "width": meta["width"],
             "identities": n,
             "blocks": blocks,
-            "capacity": blocks * self.slot_count,
+            "capacity": blocks * self.capacity,
+            "canaries_per_block": self.canaries,
             "file_bytes": size,
             "bytes_per_identity": round(size / n) if n else None,
             "labels": "opaque random ids (names stay in the key owner's directory)",
         }
 
-    def slot_map(self) -> tuple[int, dict[int, dict[int, str]]]:
-        """The committed generation and its block -> slot -> opaque id map, read in one snapshot
-        (cached per generation, off the query's hot path)."""
+    def state(self) -> GalleryState:
+        """The committed generation, its slot map and its seals, read in one snapshot (cached per
+        generation, off the query's hot path)."""
         with self.store.snapshot():
             generation = self.store.generation()
-            if generation != self._slots_generation:
-                out: dict[int, dict[int, str]] = {}
+            if self._state is None or self._state.generation != generation:
+                slots: dict[int, dict[int, str]] = {}
                 for ident, block, slot in self.store.slots():
-                    out.setdefault(block, {})[slot] = ident
-                self._slots, self._slots_generation = out, generation
-        return self._slots_generation, self._slots
+                    slots.setdefault(block, {})[slot] = ident
+                self._state = GalleryState(generation, slots, self.store.seals())
+        return self._state
 
-    # ------------------------------------------------------------ enrolment
-    def allocate(self, n: int) -> list[tuple[int, int]]:
-        """``n`` free (block, slot) pairs: holes in existing blocks first, then new blocks."""
-        blocks = self.store.block_ids()
-        filled = self.store.occupancy()
-        out: list[tuple[int, int]] = []
-        for block in blocks:
-            if filled.get(block, 0) >= self.slot_count:
-                continue
-            used = self.store.used_slots(block)
-            out += [(block, s) for s in range(self.slot_count) if s not in used][: n - len(out)]
-            if len(out) == n:
-                return out
-        block = (blocks[-1] + 1) if blocks else 0
-        while len(out) < n:
-            out += [(block, s) for s in range(min(self.slot_count, n - len(out)))]
-            block += 1
+    # --------------------------------------------------------------- writes
+    def read_blocks(self, blocks: Sequence[int]) -> dict[int, StoredBlock]:
+        """Blocks as stored, with their seals and slot rows, from one snapshot (the key owner
+        checks and rewrites them)."""
+        with self.store.snapshot():
+            out = {}
+            for block in blocks:
+                seal = self.store.seal_of(block)
+                if seal is not None:
+                    out[block] = StoredBlock(self.store.read_block(block), seal, self.store.slots_of(block))
         return out
 
-    def enroll(
+    def commit(
         self,
-        columns: dict[int, list[bytes]],
-        slots: Sequence[tuple[int, int]],
-        ids: Sequence[str] | None = None,
-        progress: Progress | None = None,
-    ) -> list[str]:
-        """Add the key owner's encrypted columns to their blocks and record the slots, in one
-        transaction. Returns the opaque ids given to the new identities."""
-        ids = list(ids) if ids is not None else new_ids(len(slots))
-        if len(ids) != len(slots):
-            raise DimensionError(f"{len(ids)} ids for {len(slots)} slots")
+        writes: dict[int, BlockWrite],
+        add: Sequence[tuple[str, int, int]] = (),
+        remove: Sequence[str] = (),
+    ) -> None:
+        """Write the key owner's rewritten blocks and their seals, add and drop slot rows, in one
+        transaction; refused with ``WriteConflictError`` (nothing written) if another writer changed
+        one of these blocks since it was read."""
         with self.store.transaction() as conn:
-            used = {b: self.store.used_slots(b) for b in {b for b, _ in slots}}
-            taken = [(b, s) for b, s in slots if s in used[b]]
-            if taken:  # another writer filled them since they were allocated: the caller allocates again
-                raise SlotsTakenError(f"{len(taken)} slot(s) were taken by another enrolment, e.g. {taken[0]}")
-            existing = set(self.store.block_ids())
-            for block, blobs in columns.items():
-                if len(blobs) != self.width:
-                    raise DimensionError(f"block {block}: {len(blobs)} components, the gallery has {self.width}")
-                if block in existing:
-                    old = self.store.read_block(block)
-                    blobs = [self._add(a, b) for a, b in zip(old, blobs)]
-                else:
-                    blobs = [self._checked(b) for b in blobs]
-                self.store.write_block(conn, block, blobs)
-                if progress:
-                    progress(1)
-            self.store.add_identities(conn, [(i, b, s) for i, (b, s) in zip(ids, slots)])
-        return ids
+            for block, write in writes.items():
+                if self.store.seal_of(block) != write.read_seal:
+                    raise WriteConflictError(f"block {block} was rewritten by another writer meanwhile")
+                if len(write.blobs) != self.width:
+                    raise DimensionError(f"block {block}: {len(write.blobs)} components, the gallery has {self.width}")
+                self.store.write_block(conn, block, [self._checked(b) for b in write.blobs])
+                self.store.write_seal(conn, block, write.seal)
+            located = self.store.locate(remove)
+            if len(located) != len(set(remove)) or any(b not in writes for _, b, _ in located):
+                raise WriteConflictError("identities to remove moved or went meanwhile")
+            if any(b not in writes for _, b, _ in add):
+                raise DimensionError("identities added to a block that is not rewritten")
+            self.store.remove_identities(conn, list(remove))
+            self.store.add_identities(conn, list(add))
 
-    def remove(self, ids: Sequence[str], rewrite: Callable[[int, list[bytes], list[int]], list[bytes]]) -> int:
-        """Remove identities in one write transaction on the state it reads: for every block holding
-        some, ``rewrite(block, blobs, slots)`` (the key owner) returns the block re-encrypted with
-        those slots zeroed; the new blocks and the freed slots commit together. Returns how many."""
-        with self.store.transaction() as conn:
-            located = self.store.locate(ids)
-            by_block: dict[int, list[tuple[str, int]]] = {}
-            for ident, block, slot in located:
-                by_block.setdefault(block, []).append((ident, slot))
-            for block, members in by_block.items():
-                fresh = rewrite(block, self.store.read_block(block), [slot for _, slot in members])
-                self.store.write_block(conn, block, [self._checked(b) for b in fresh])
-                self.store.remove_identities(conn, [ident for ident, _ in members])
-        return len(located)
-
-    def block_blobs(self, block: int) -> list[bytes]:
-        return self.store.read_block(block)
+    def locate(self, ids: Sequence[str]) -> list[tuple[str, int, int]]:
+        return self.store.locate(ids)
 
     def _checked(self, blob: bytes) -> bytes:
         self.backend.load_ciphertext(blob, kind=envelope.GALLERY_BLOCK)
         return blob
-
-    def _add(self, stored: bytes, new: bytes) -> bytes:
-        a, meta = self.backend.load_ciphertext(stored, kind=envelope.GALLERY_BLOCK)
-        b, _ = self.backend.load_ciphertext(new, kind=envelope.GALLERY_BLOCK)
-        return self.backend.dump_ciphertext(self.backend.add(a, b), kind=envelope.GALLERY_BLOCK, meta=meta)
 
     # ----------------------------------------------------------------- scan
     def load(self, part: tuple[int, int] = (0, 1)) -> tuple[int, dict[int, list[Ciphertext]]]:

@@ -13,50 +13,31 @@ import numpy as np
 
 from cipherface import envelope
 from cipherface.backend import FHEBackend
-from cipherface.errors import DimensionError
+from cipherface.errors import IntegrityError
 from cipherface.protocols.base import DistanceProtocol
 
 #: Gallery and probe ciphertexts are stored with exactly the one level the scan consumes.
 STORAGE_DEPTH = 1
 
 
-def encrypt_columns(
-    backend: FHEBackend,
-    protocol: DistanceProtocol,
-    embeddings: Sequence[np.ndarray],
-    slots: Sequence[tuple[int, int]],
-) -> dict[int, list[bytes]]:
-    """Encrypt identities into the component ciphertexts of the blocks their slots are in.
-
-    Returns, per block, one blob per component holding these identities at their slots and
-    zero elsewhere; the matcher adds them to what the block already holds."""
-    if len(embeddings) != len(slots):
-        raise DimensionError(f"{len(embeddings)} embeddings for {len(slots)} slots")
-    for e in embeddings:
-        protocol.check_input(protocol.prepare(e), backend.params.result_limit)
-    rows = np.array([protocol.gallery_row(e) for e in embeddings])
-    by_block: dict[int, list[int]] = {}
-    for k, (block, _) in enumerate(slots):
-        by_block.setdefault(block, []).append(k)
-    out = {}
-    for block, members in by_block.items():
-        columns = np.zeros((rows.shape[1], backend.slot_count))
-        columns[:, [slots[k][1] for k in members]] = rows[members].T
-        out[block] = encrypt_block(backend, columns, block)
-    return out
-
-
-def encrypt_probe(backend: FHEBackend, protocol: DistanceProtocol, embedding: np.ndarray) -> tuple[list[bytes], float]:
-    """The probe as replicated component ciphertexts, and the offset the key owner adds to scores."""
+def encrypt_probe(
+    backend: FHEBackend, protocol: DistanceProtocol, embedding: np.ndarray
+) -> tuple[list[bytes], np.ndarray, float]:
+    """The probe as replicated component ciphertexts, and what the key owner keeps in the clear:
+    the probe row (to check canaries) and the offset it adds to scores."""
     protocol.check_input(protocol.prepare(embedding), backend.params.result_limit)
     row, offset = protocol.probe_row(embedding)
-    return [_dump_stored(backend, np.full(backend.slot_count, v), component=i) for i, v in enumerate(row)], offset
+    blobs = [_dump_stored(backend, np.full(backend.slot_count, v), component=i) for i, v in enumerate(row)]
+    return blobs, np.asarray(row, dtype=np.float64), offset
 
 
 def decrypt_scores(backend: FHEBackend, blob: bytes) -> tuple[int, np.ndarray]:
     """The block number and the slot_count scores of one result blob of a scan."""
     ct, meta = backend.load_ciphertext(blob, kind=envelope.RESULT)
-    return int(meta["block"]), backend.decrypt(ct)
+    block = meta.get("block") if isinstance(meta, dict) else None
+    if type(block) is not int:
+        raise IntegrityError(f"a scan result names no block (got {str(block)[:40]!r}): refused")
+    return block, backend.decrypt(ct)
 
 
 def decrypt_block(backend: FHEBackend, blobs: Sequence[bytes]) -> np.ndarray:

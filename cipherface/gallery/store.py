@@ -1,4 +1,5 @@
-"""The gallery file: one SQLite database (WAL) with the public bundle, the blocks and the slot map.
+"""The gallery file: one SQLite database (WAL) with the public bundle, the blocks, their seals
+and the slot map.
 
 Every change is one transaction: a reader sees the state before it or after it, and a
 process killed in the middle leaves the last committed state.  Identities are opaque
@@ -16,7 +17,7 @@ from typing import Any
 
 from cipherface.errors import GalleryError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -26,6 +27,7 @@ CREATE TABLE IF NOT EXISTS blocks (
     PRIMARY KEY (block, component));
 CREATE TABLE IF NOT EXISTS identities (
     id TEXT PRIMARY KEY, block INTEGER NOT NULL, slot INTEGER NOT NULL, UNIQUE (block, slot));
+CREATE TABLE IF NOT EXISTS seals (block INTEGER PRIMARY KEY, seal TEXT NOT NULL);
 """
 
 
@@ -98,10 +100,23 @@ class GalleryStore:
 
     # ----------------------------------------------------------------- reads
     def meta(self) -> dict[str, Any]:
-        return {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
+        try:
+            return {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
+        except (TypeError, ValueError, RecursionError):
+            raise GalleryError(f"{self.path}: its settings table is not valid JSON (edited?)") from None
 
     def generation(self) -> int:
         return int(self._conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+    def seals(self) -> dict[int, str]:
+        return dict(self._conn.execute("SELECT block, seal FROM seals"))
+
+    def seal_of(self, block: int) -> str | None:
+        row = self._conn.execute("SELECT seal FROM seals WHERE block = ?", (block,)).fetchone()
+        return row[0] if row else None
+
+    def slots_of(self, block: int) -> dict[int, str]:
+        return {s: i for i, s in self._conn.execute("SELECT id, slot FROM identities WHERE block = ?", (block,))}
 
     def public_bundle(self) -> bytes:
         return self._conn.execute("SELECT data FROM bundle").fetchone()[0]
@@ -118,13 +133,6 @@ class GalleryStore:
 
     def slots(self) -> list[tuple[str, int, int]]:
         return self._conn.execute("SELECT id, block, slot FROM identities ORDER BY block, slot").fetchall()
-
-    def occupancy(self) -> dict[int, int]:
-        """block -> number of occupied slots."""
-        return dict(self._conn.execute("SELECT block, COUNT(*) FROM identities GROUP BY block"))
-
-    def used_slots(self, block: int) -> set[int]:
-        return {s for (s,) in self._conn.execute("SELECT slot FROM identities WHERE block = ?", (block,))}
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the database file and truncate it."""
@@ -148,6 +156,9 @@ class GalleryStore:
             "INSERT OR REPLACE INTO blocks (block, component, data) VALUES (?, ?, ?)",
             [(block, i, b) for i, b in enumerate(blobs)],
         )
+
+    def write_seal(self, conn: sqlite3.Connection, block: int, seal: str) -> None:
+        conn.execute("INSERT OR REPLACE INTO seals (block, seal) VALUES (?, ?)", (block, seal))
 
     def add_identities(self, conn: sqlite3.Connection, rows: list[tuple[str, int, int]]) -> None:
         try:

@@ -24,7 +24,7 @@ from cipherface.errors import (
     VersionError,
     WrongKindError,
 )
-from cipherface.gallery.packing import decrypt_scores, encrypt_columns, encrypt_probe
+from cipherface.gallery.packing import decrypt_scores, encrypt_block, encrypt_probe
 from cipherface.params import PRESETS, CKKSParams
 from cipherface.plugins import get_protocol
 
@@ -97,12 +97,11 @@ def protocol_errors(backend_class: type[FHEBackend], name: str, params: CKKSPara
         cases = _cases(metric, 32, params.result_limit, rng)
         gallery = [cases["random"][0], cases["one_hot"][0], cases["largest_spread"][0], cases["tiny"][0]]
         slots = [(0, s) for s in (0, 1, 7, backend.slot_count - 1)]
-        columns = [
-            backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0]
-            for x in encrypt_columns(backend, p, gallery, slots)[0]
-        ]
+        block = np.zeros((len(p.gallery_row(gallery[0])), backend.slot_count))
+        block[:, [s for _, s in slots]] = np.array([p.gallery_row(g) for g in gallery]).T
+        columns = [backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in encrypt_block(backend, block, 0)]
         for case in ("random", "largest_spread"):
-            probe_blobs, offset = encrypt_probe(backend, p, cases[case][1])
+            probe_blobs, _, offset = encrypt_probe(backend, p, cases[case][1])
             probe = [backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in probe_blobs]
             scored = backend.inner_product(columns, probe)
             result = backend.dump_ciphertext(scored, kind=envelope.RESULT, meta={"block": 0})
