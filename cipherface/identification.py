@@ -73,14 +73,12 @@ class Identifier:
     """Enrol, remove, list and identify against one gallery under one key."""
 
     def __init__(self, owner: KeyOwner, gallery: EncryptedGallery, directory: Directory) -> None:
+        meta = gallery.store.meta()
+        EncryptedGallery.check_made_for(meta, gallery.store.path, key_id=owner.key_id)
+        # then nothing the matcher could edit: settings and public bundle as the key owner made them
+        check_manifest(owner.backend.integrity_key, meta, gallery.store.public_bundle(), gallery.store.path)
         if gallery.key_id != owner.key_id:
-            raise GalleryError(
-                f"gallery {gallery.store.path} is encrypted under key {gallery.key_id}, "
-                f"the key owner holds {owner.key_id}"
-            )
-        check_manifest(
-            owner.backend.integrity_key, gallery.store.meta(), gallery.store.public_bundle(), gallery.store.path
-        )
+            raise IntegrityError(f"gallery {gallery.store.path}: its public bundle is for key {gallery.key_id}")
         self.owner = owner
         self.gallery = gallery
         self.directory = directory
@@ -130,7 +128,6 @@ class Identifier:
             gallery = EncryptedGallery.open(gallery_path)  # first: a file that is no gallery says so
             try:
                 owner = KeyOwner.load(key_dir)
-                EncryptedGallery.check_made_for(gallery.store.meta(), gallery_path, key_id=owner.key_id)
             except BaseException:
                 gallery.close()
                 raise

@@ -23,7 +23,8 @@ import numpy as np
 from cipherface import envelope
 from cipherface.errors import CipherfaceError
 
-KINDS = ("secret-bundle", "public-bundle", "ciphertext", "result")
+GALLERY_KINDS = ("gallery-block", "probe")
+KINDS = ("secret-bundle", "public-bundle", "ciphertext", "result", *GALLERY_KINDS)
 BAD = ("accepted, different decision", "escaped", "crashed", "hung")
 _JUNK: tuple[Any, ...] = (None, -1, 0, 2**70, 1.5, True, "", "x" * 300, [], {}, [[["deep"]]], "result", "cosine")
 
@@ -97,9 +98,45 @@ def targets(backend: str) -> dict[str, tuple[bytes, Callable[[bytes], Any]]]:
     }
 
 
+def gallery_targets(backend: str) -> dict[str, tuple[bytes, Callable[[bytes], Any]]]:
+    """A one-block gallery (d=16, in a temporary folder removed at exit): a stored block ciphertext
+    and a probe ciphertext, each consumed by a whole identification."""
+    import atexit
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from cipherface.gallery.packing import encrypt_probe
+    from cipherface.identification import Identifier
+
+    folder = Path(tempfile.mkdtemp(prefix="cipherface-fuzz-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    rng = np.random.default_rng(8)
+    people = rng.normal(size=(12, 16))
+    ident = Identifier.open(folder / "g.db", folder / "keys", create=True, backend=backend, metric="cosine", dim=16)
+    atexit.register(ident.close)
+    ident.enroll([f"p{i}" for i in range(len(people))], list(people), progress=False)
+    probe_vector = people[5] + rng.normal(size=16) * 0.01
+    probe, row, offset = encrypt_probe(ident.owner.backend, ident.protocol, probe_vector)
+    stored = ident.gallery.store.read_block(0)[3]
+
+    def named(found: Any) -> tuple[str | None, float]:
+        return found.identity, round(found.candidates[0].distance, 3)
+
+    def with_block(blob: bytes) -> tuple[str | None, float]:
+        with ident.gallery.store.transaction() as conn:
+            conn.execute("UPDATE blocks SET data = ? WHERE block = 0 AND component = 3", (blob,))
+        return with_probe(probe[3])
+
+    def with_probe(blob: bytes) -> tuple[str | None, float]:
+        return named(ident.identify_encrypted([*probe[:3], blob, *probe[4:]], row, offset, top_k=1, threshold=0.07))
+
+    return {"gallery-block": (stored, with_block), "probe": (probe[3], with_probe)}
+
+
 def run_batch(backend: str, kind: str, count: int, seed: int) -> dict[str, int]:
     """``count`` mutations of one kind of blob, in this process: outcomes counted."""
-    blob, consume = targets(backend)[kind]
+    blob, consume = (gallery_targets(backend) if kind in GALLERY_KINDS else targets(backend))[kind]
     original = consume(blob)
     rng = np.random.default_rng(seed)
     outcomes: Counter[str] = Counter()
