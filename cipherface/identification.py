@@ -6,6 +6,8 @@ ciphertexts, opaque ids and the public bundle.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +26,20 @@ from cipherface.roles import KeyOwner, checked_threshold
 from cipherface.timing import Stopwatch
 
 DIRECTORY_FILE = "directory.db"
+
+
+def default_key_dir(gallery: str | Path) -> Path:
+    """Where the key owner's folder of a gallery lives when none is given: under ``$CIPHERFACE_KEYS``
+    (default ``~/.local/share/cipherface/keys``), one folder per gallery path, away from the gallery
+    (which the matcher may hold and copy)."""
+    base = (
+        os.environ.get("CIPHERFACE_KEYS")
+        or Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "cipherface" / "keys"
+    )
+    path = Path(gallery).resolve()
+    return Path(base) / f"{path.stem}-{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
+
+
 #: Scans (or enrolment attempts) before giving up on a gallery that keeps changing under them.
 MAX_ATTEMPTS = 20
 
@@ -224,27 +240,29 @@ class Identifier:
         again), with the directory written in two phases around the commit. Returns how many
         identities it removed."""
         added = list(added)
-        for attempt in range(MAX_ATTEMPTS):
-            change = plan(self.gallery.state())
-            removing = change.remove
-            versions = [r.version for r in change.rewrites.values()]
-            self.directory.begin(self.gallery.gallery_id, added, removing, versions)
-            committed = False
+        new = [i for i, _ in added]
+        for _ in range(MAX_ATTEMPTS):
             try:
-                self.gallery.commit(
-                    {b: r.write for b, r in change.rewrites.items()},
-                    add=[row for r in change.rewrites.values() for row in r.canary_rows] + change.add,
-                    remove=removing,
-                )
+                change = plan(self.gallery.state())
+            except WriteConflictError:  # the state moved while the key owner read it
+                continue
+            versions = [r.version for r in change.rewrites.values()]
+            writes = {b: r.write for b, r in change.rewrites.items()}
+            self.directory.begin(self.gallery.gallery_id, added, change.remove, versions)
+            try:
+                canary_rows = [row for r in change.rewrites.values() for row in r.canary_rows]
+                self.gallery.commit(writes, add=canary_rows + change.add, remove=change.remove)
                 committed = True
             except WriteConflictError:
-                if attempt == MAX_ATTEMPTS - 1:
-                    raise
-            finally:
-                self.directory.end(self.gallery.gallery_id, [i for i, _ in added], removing, versions, committed)
+                committed = False
+            except BaseException:  # e.g. Ctrl-C: did the commit land? The gallery says.
+                landed = all(self.gallery.store.seal_of(b) == w.seal for b, w in writes.items())
+                self.directory.end(self.gallery.gallery_id, new, change.remove, versions, landed)
+                raise
+            self.directory.end(self.gallery.gallery_id, new, change.remove, versions, committed)
             if committed:
-                return len(removing)
-        raise AssertionError("unreachable")
+                return len(change.remove)
+        raise WriteConflictError(f"other writers changed these blocks during each of {MAX_ATTEMPTS} attempts")
 
     def ids_of(self, name: str) -> list[str]:
         """The opaque ids of a name's templates in this gallery."""

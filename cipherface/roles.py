@@ -104,7 +104,7 @@ class KeyOwner:
     def save(self, directory: str | os.PathLike[str]) -> tuple[Path, Path]:
         """Write secret.cfk (mode 0600) and public.cfk into ``directory``."""
         folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # owner-only when it is made here
         secret, public = folder / SECRET_FILE, folder / PUBLIC_FILE
         fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh:

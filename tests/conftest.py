@@ -15,6 +15,10 @@ BACKENDS = ("tenseal", "pyfhel")
 def pytest_configure(config):
     # a subprocess that dies of a signal (SIGABRT, SIGSEGV) prints where, in Python and native frames
     os.environ.setdefault("PYTHONFAULTHANDLER", "1")
+    # key folders the CLI makes by default go to a temporary place, not the user's ~/.local/share
+    import tempfile
+
+    os.environ["CIPHERFACE_KEYS"] = tempfile.mkdtemp(prefix="cipherface-test-keys-")
     missing = [name for name in BACKENDS if name not in registry().backends]
     if missing:
         raise pytest.UsageError(f"backend plugin(s) {missing} are not installed: run the README's set-up (make test)")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -226,10 +227,18 @@ def test_cli_enroll_identify_info_list_remove(tmp_path, faces):
         assert proc.returncode == 0, f"cipherface {' '.join(args)} exited {proc.returncode}: {proc.stderr}"
         return proc
 
-    g = str(tmp_path / "g.db")
-    run("enroll", "--gallery", g, "--name", "alice", str(faces / "img1.jpg"), "--json")
-    run("enroll", "--gallery", g, "--name", "bob", str(faces / "img3.jpg"), "--json")
     import json
+    import stat
+
+    g = str(tmp_path / "g.db")
+    made = json.loads(run("enroll", "--gallery", g, "--name", "alice", str(faces / "img1.jpg"), "--json").stdout)
+    run("enroll", "--gallery", g, "--name", "bob", str(faces / "img3.jpg"), "--json")
+    # the key owner's folder is not beside the matcher's gallery: under $CIPHERFACE_KEYS, owner-only
+    keys = Path(made["key_folder"])
+    assert keys.parent == Path(os.environ["CIPHERFACE_KEYS"]) and keys.name.startswith("g-")
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("g.db")) == []
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o700
+    assert stat.S_IMODE((keys / "directory.db").stat().st_mode) == 0o600
 
     out = json.loads(run("identify", "--gallery", g, str(faces / "img2.jpg"), "--json").stdout)
     assert out["identity"] == "alice" and out["gallery_size"] == 2

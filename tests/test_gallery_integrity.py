@@ -73,9 +73,9 @@ def test_swapped_blocks_are_refused(copy):
 
 def test_swapped_blocks_with_their_seals_are_refused(copy):
     folder, vectors = copy
-    swap = [
-        (f"UPDATE {table} SET block = -1 WHERE block = 0", ()) for table in ("blocks", "seals", "identities")
-    ] + [(f"UPDATE {table} SET block = 0 WHERE block = 1", ()) for table in ("blocks", "seals", "identities")]
+    swap = [(f"UPDATE {table} SET block = -1 WHERE block = 0", ()) for table in ("blocks", "seals", "identities")] + [
+        (f"UPDATE {table} SET block = 0 WHERE block = 1", ()) for table in ("blocks", "seals", "identities")
+    ]
     swap += [(f"UPDATE {table} SET block = 1 WHERE block = -1", ()) for table in ("blocks", "seals", "identities")]
     edit(folder / "g.db", *swap)
     with pytest.raises(IntegrityError, match="was made for block [01]"):

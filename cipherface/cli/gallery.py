@@ -19,7 +19,7 @@ from cipherface.cli.options import (
 )
 from cipherface.errors import CipherfaceError
 from cipherface.gallery import EncryptedGallery
-from cipherface.identification import Identifier
+from cipherface.identification import Identifier, default_key_dir
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -30,12 +30,13 @@ key_option = click.option(
     "--key",
     type=click.Path(file_okay=False),
     default=None,
-    help="Key owner's folder (secret bundle and name directory); default: GALLERY.keys beside the gallery.",
+    help="Key owner's folder (secret bundle, MAC key, names and block versions); default: a folder of its "
+    "own under $CIPHERFACE_KEYS (~/.local/share/cipherface/keys), never beside the matcher's gallery.",
 )
 
 
 def key_dir(gallery: str, key: str | None) -> Path:
-    return Path(key) if key else Path(gallery + ".keys")
+    return Path(key) if key else default_key_dir(gallery)
 
 
 def folder_photos(folder: Path) -> list[tuple[str, Path]]:
@@ -89,10 +90,11 @@ def enroll(gallery, key, backend, metric, name, folder, npy, names_file, images,
             refuse_ignored("--metric", metric, made["metric"], f"gallery {gallery}")
     names, embeddings, skipped = _enrolment_input(name, folder, npy, names_file, images)
     dim = int(np.asarray(embeddings[0]).size)
-    with Identifier.open(gallery, key_dir(gallery, key), create=True, backend=backend, metric=metric, dim=dim) as ident:
+    keys = key_dir(gallery, key)
+    with Identifier.open(gallery, keys, create=True, backend=backend, metric=metric, dim=dim) as ident:
         ident.enroll(names, embeddings, progress=not as_json)
         info = ident.gallery.info()
-    report = {"enrolled": len(names), "skipped": skipped, "gallery": info}
+    report = {"enrolled": len(names), "skipped": skipped, "gallery": info, "key_folder": str(keys)}
     if as_json:
         emit_json(report)
         return
@@ -100,7 +102,7 @@ def enroll(gallery, key, backend, metric, name, folder, npy, names_file, images,
         click.echo(f"skipped {photo}: {reason}", err=True)
     click.echo(
         f"enrolled {len(names)} template(s) of {len(set(names))} name(s); gallery {gallery} now holds "
-        f"{info['identities']} in {info['blocks']} block(s)"
+        f"{info['identities']} in {info['blocks']} block(s); the key owner's folder is {keys}"
     )
 
 
