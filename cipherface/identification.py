@@ -264,13 +264,28 @@ class Identifier:
                 return len(change.remove)
         raise WriteConflictError(f"other writers changed these blocks during each of {MAX_ATTEMPTS} attempts")
 
+    def verify(self, progress: bool = False) -> dict[str, int]:
+        """Check the whole gallery as the key owner (exit code 3 in the CLI when it fails): the state
+        (seals, slot rows, versions, no block missing) and every block's ciphertexts against its
+        seal, decrypted: canaries in place, slots that hold nobody 0."""
+        state = self.gallery.state()
+        versions = self.custody.check_state(state)
+        for block in tqdm(sorted(versions), desc="verifying", unit="block", disable=not progress):
+            stored = self.gallery.read_blocks([block]).get(block)
+            if stored is None or stored.seal != state.seals[block]:
+                raise StaleScanError("the gallery changed during verification: run it again")
+            self.custody.check_block(block, stored, versions[block])
+        return {"blocks": len(versions), "identities": self.gallery.count()}
+
     def ids_of(self, name: str) -> list[str]:
         """The opaque ids of a name's templates in this gallery."""
         return self.directory.ids_of(self.gallery.gallery_id, name)
 
     def names(self) -> dict[str, int]:
         """Enrolled names and their number of templates (only ids the gallery really holds)."""
-        present = {ident for slots in self.gallery.state().slots.values() for ident in slots.values()}
+        state = self.gallery.state()
+        self.custody.check_state(state)
+        present = {ident for slots in state.slots.values() for ident in slots.values()}
         counts: dict[str, int] = {}
         for name in self.directory.names_of(present).values():
             counts[name] = counts.get(name, 0) + 1

@@ -206,3 +206,24 @@ def test_canaries_are_re_randomised_when_a_block_is_rewritten(copy):
         assert all(s in blocks for s in after.canaries)
         assert ident.gallery.count() == PEOPLE - 1
         assert "p1" not in ident.names() and len(ident.names()) == PEOPLE - 1
+
+
+def test_gallery_verify_checks_every_block_and_names_a_tampered_one(copy):
+    import json
+    import subprocess
+    import sys
+
+    folder, _ = copy
+
+    def verify():
+        cmd = [sys.executable, "-m", "cipherface", "gallery", "verify", folder / "g.db", "--key", folder / "keys"]
+        return subprocess.run([*map(str, cmd), "--json"], capture_output=True, text=True)
+
+    ok = verify()
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == {"blocks": 2, "identities": PEOPLE}
+    with Identifier.open(folder / "g.db", folder / "keys") as ident:
+        other = ident.gallery.store.read_block(0)[5]
+    edit(folder / "g.db", ("UPDATE blocks SET data = ? WHERE block = 1 AND component = 5", (other,)))
+    bad = verify()
+    assert bad.returncode == 3 and "block 1's ciphertexts are not those the key owner sealed" in bad.stderr

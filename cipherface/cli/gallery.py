@@ -215,6 +215,21 @@ def gallery_list(path, key, as_json) -> None:
         click.echo(f"{name}\t{n}")
 
 
+@gallery_group.command("verify")
+@click.argument("path", type=click.Path(dir_okay=False))
+@key_option
+@json_option
+def gallery_verify(path, key, as_json) -> None:
+    """The key owner checks the whole gallery: settings, every seal, slot row and version, and every
+    block decrypted (canaries in place, empty slots 0). Exit 3 names the first thing wrong."""
+    with Identifier.open(path, key_dir(path, key)) as ident:
+        report = ident.verify(progress=not as_json)
+    if as_json:
+        emit_json(report)
+        return
+    click.echo(f"ok: {report['blocks']} block(s), {report['identities']} identities, every seal and canary checked")
+
+
 @gallery_group.command("remove")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--name", required=True)

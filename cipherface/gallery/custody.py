@@ -199,6 +199,21 @@ class Custody:
             )
         return scores
 
+    def check_block(self, block: int, stored: StoredBlock, version: BlockVersion) -> None:
+        """A stored block, decrypted: its ciphertexts those sealed, its canaries in place, its empty
+        slots 0 (``gallery verify``)."""
+        check_blobs(open_seal(self.key, stored.seal, self.gallery_id, block), stored.blobs)
+        columns = decrypt_block(self.backend, stored.blobs)
+        error = float(np.max(np.abs(columns[:, list(version.canaries)] - self._canary_rows(block, version.nonce).T)))
+        empty = np.ones(columns.shape[1], dtype=bool)
+        empty[list(stored.slots)] = False
+        stray = float(np.max(np.abs(columns[:, empty]), initial=0.0))
+        if not (error <= CANARY_TOLERANCE and stray <= VALUE_SLACK):
+            raise IntegrityError(
+                f"block {block} decrypts to other canaries (error {error:.3g}) or to non-zero empty slots "
+                f"({stray:.3g}) than the key owner wrote: corrupted or forged"
+            )
+
     def _canary_rows(self, block: int, nonce: str) -> np.ndarray:
         """The gallery rows of a block version's canary templates (canaries x width)."""
         key = (block, nonce)
