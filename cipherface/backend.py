@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeAlias
 import numpy as np
 
 from cipherface import envelope
+from cipherface.capabilities import APPROXIMATE, CT_MULTIPLY, LEVELS, ROTATION
 from cipherface.errors import (
     CipherfaceError,
     DimensionError,
@@ -74,6 +75,8 @@ class FHEBackend(ABC):
     #: Registry name, also written into every envelope this backend makes.
     name: ClassVar[str]
     scheme: ClassVar[str] = "ckks"
+    #: What this backend can compute (``cipherface.capabilities``); protocols require some.
+    capabilities: ClassVar[frozenset[str]] = frozenset({CT_MULTIPLY, ROTATION, APPROXIMATE, LEVELS})
     #: True when one instance may be used from several threads at once.
     thread_safe: ClassVar[bool] = False
     #: Names of the parts :meth:`_bundle_parts` writes into a public bundle, and those only a

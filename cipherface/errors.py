@@ -41,6 +41,14 @@ class UnknownPluginError(CipherfaceError):
     """A backend, embedder or protocol name is not installed."""
 
 
+class MissingCapabilityError(CipherfaceError):
+    """A protocol or operation needs a capability the backend does not declare."""
+
+
+class DuplicatePluginError(CipherfaceError):
+    """Two installed plugins register the same name for the same kind of thing."""
+
+
 class EmbeddingError(CipherfaceError):
     """A photo could not be turned into an embedding."""
 

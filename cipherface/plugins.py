@@ -8,12 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import import_module
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from cipherface import hookspecs
-from cipherface.errors import UnknownPluginError
+from cipherface.errors import DuplicatePluginError, UnknownPluginError
 
 if TYPE_CHECKING:
     from cipherface.backend import FHEBackend
@@ -24,6 +25,7 @@ ENTRY_POINT_GROUP = "cipherface"
 BUILTIN_PLUGINS = ("cipherface.protocols", "cipherface.embedders.deepface")
 DEFAULT_BACKEND = "tenseal"
 BACKEND_ENV = "CIPHERFACE_BACKEND"
+LOAD_PLUGINS_ENV = "CIPHERFACE_LOAD_PLUGINS"
 
 
 @dataclass
@@ -31,17 +33,31 @@ class Registry:
     backends: dict[str, type[FHEBackend]] = field(default_factory=dict)
     embedders: dict[str, Callable[..., Embedder]] = field(default_factory=dict)
     protocols: dict[str, DistanceProtocol] = field(default_factory=dict)
-    sources: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=1)
 def plugin_manager() -> pluggy.PluginManager:
+    """The built-in plugins, then the installed ones (entry-point group ``cipherface``), or only
+    those ``$CIPHERFACE_LOAD_PLUGINS`` names (comma-separated distribution names; empty: none)."""
     pm = pluggy.PluginManager("cipherface")
     pm.add_hookspecs(hookspecs)
     for name in BUILTIN_PLUGINS:
         pm.register(import_module(name), name=name)
-    pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    wanted = os.environ.get(LOAD_PLUGINS_ENV)
+    chosen = None if wanted is None else {n.strip().lower() for n in wanted.split(",") if n.strip()}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else ep.name
+        if chosen is not None and dist.lower() not in chosen:
+            continue
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        plugin = ep.load()
+        pm.register(plugin, name=ep.name)
+        _DISTRIBUTIONS[getattr(plugin, "__name__", ep.name)] = f"{dist} {ep.dist.version if ep.dist else '?'}"
     return pm
+
+
+_DISTRIBUTIONS: dict[str, str] = {}
 
 
 @lru_cache(maxsize=1)
@@ -49,14 +65,15 @@ def registry() -> Registry:
     reg = Registry()
 
     def adder(kind: str, table: dict[str, Any]):
-        def register(*args: Any) -> None:
-            if kind == "embedder":
-                name, obj = args
-            else:
-                (obj,) = args
-                name = obj.name
+        def register(obj: Any) -> None:
+            name = getattr(obj, "name", None)
+            if not isinstance(name, str) or not name:
+                raise DuplicatePluginError(f"a plugin registered a {kind} without a name: {obj!r}")
             if name in table:
-                raise UnknownPluginError(f"two plugins register a {kind} named {name!r}")
+                raise DuplicatePluginError(
+                    f"two plugins register a {kind} named {name!r}: {_origin(table[name])} and {_origin(obj)}; "
+                    f"uninstall one, or choose with ${LOAD_PLUGINS_ENV}"
+                )
             table[name] = obj
 
         return register
@@ -66,6 +83,16 @@ def registry() -> Registry:
     hook.register_embedders(register=adder("embedder", reg.embedders))
     hook.register_protocols(register=adder("protocol", reg.protocols))
     return reg
+
+
+def _origin(obj: Any) -> str:
+    module = getattr(obj, "__module__", None) or type(obj).__module__
+    return module.split(".")[0]
+
+
+def register_commands(cli: Any) -> None:
+    """Let every plugin add its commands to the command line."""
+    plugin_manager().hook.register_commands(cli=cli)
 
 
 class LazyModule:
@@ -113,7 +140,5 @@ def get_embedder(name: str = "deepface", **options: Any) -> Embedder:
 
 def distributions() -> dict[str, str]:
     """Plugin module name -> 'distribution version' for what entry points loaded."""
-    return {
-        getattr(plugin, "__name__", str(plugin)): f"{dist.project_name} {dist.version}"
-        for plugin, dist in plugin_manager().list_plugin_distinfo()
-    }
+    plugin_manager()
+    return dict(_DISTRIBUTIONS)

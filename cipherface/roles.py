@@ -12,6 +12,7 @@ import numpy as np
 
 from cipherface import envelope
 from cipherface.backend import FHEBackend
+from cipherface.capabilities import protocol_for
 from cipherface.errors import (
     CipherfaceError,
     DimensionError,
@@ -123,7 +124,7 @@ class KeyOwner:
     def encrypt(self, embedding: np.ndarray, metric: str) -> bytes:
         """Prepare an embedding for ``metric`` (e.g. L2-normalise), check that no result can wrap
         around, and encrypt it with canary slots behind the window the matcher sums."""
-        protocol = get_protocol(metric)
+        protocol = protocol_for(self.backend, metric)
         prepared = protocol.check_input(protocol.prepare(embedding), self.backend.params.result_limit)
         start = protocol.window(prepared.size)
         if not canaries_fit(start, self.backend.slot_count):
@@ -218,7 +219,7 @@ class Matcher:
         if not 0 < dim <= self.backend.slot_count:
             raise DimensionError(f"ciphertext header gives dim {dim}, outside 1..{self.backend.slot_count}")
         try:
-            result = get_protocol(metric).encrypted(self.backend, ct_a, ct_b, dim)
+            result = protocol_for(self.backend, metric).encrypted(self.backend, ct_a, ct_b, dim)
         except CipherfaceError:
             raise
         except Exception as exc:  # the library refused mid-computation: name it, never a bare library error

@@ -1,12 +1,13 @@
 import pytest
 
 from cipherface.errors import UnknownPluginError
-from cipherface.plugins import get_backend, get_embedder, get_protocol, plugin_manager, registry
+from cipherface.plugins import distributions, get_backend, get_embedder, get_protocol, registry
 
 
 def test_backends_are_discovered_through_entry_points():
-    names = {plugin.__name__ for plugin, _ in plugin_manager().list_plugin_distinfo()}
-    assert {"cipherface_tenseal", "cipherface_pyfhel"} <= names
+    loaded = distributions()
+    assert loaded["cipherface_tenseal"].startswith("cipherface-tenseal ")
+    assert loaded["cipherface_pyfhel"].startswith("cipherface-pyfhel ")
     assert {"tenseal", "pyfhel"} <= set(registry().backends)
 
 
@@ -52,3 +53,94 @@ def test_a_process_loads_only_the_fhe_library_it_uses(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def run_python(code, **env):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env})
+
+
+def test_two_plugins_registering_one_name_is_its_own_clear_error():
+    proc = run_python(
+        """
+import types
+from cipherface import hookimpl
+from cipherface.plugins import plugin_manager, registry
+from cipherface.errors import DuplicatePluginError
+from cipherface_tenseal import TenSEALBackend
+class Copy(TenSEALBackend):
+    pass
+mod = types.ModuleType("cipherface_impostor")
+mod.register_backends = hookimpl(lambda register: register(Copy))
+Copy.__module__ = "cipherface_impostor"
+plugin_manager().register(mod)
+try:
+    registry()
+except DuplicatePluginError as exc:
+    print(exc)
+"""
+    )
+    assert "two plugins register a backend named 'tenseal'" in proc.stdout, proc.stderr
+    assert "cipherface_impostor and cipherface_tenseal" in proc.stdout  # pluggy calls the newest first
+
+
+def test_cipherface_load_plugins_picks_which_installed_plugins_load():
+    code = "from cipherface.plugins import registry; print(sorted(registry().backends))"
+    assert run_python(code, CIPHERFACE_LOAD_PLUGINS="cipherface-seal").stdout.strip() == "['seal']"
+    assert run_python(code, CIPHERFACE_LOAD_PLUGINS="cipherface-pyfhel, cipherface-tenseal").stdout.strip() == (
+        "['pyfhel', 'tenseal']"
+    )
+    assert run_python(code, CIPHERFACE_LOAD_PLUGINS="").stdout.strip() == "[]"
+    protocols = "from cipherface.plugins import registry; print(sorted(registry().protocols))"
+    assert run_python(protocols, CIPHERFACE_LOAD_PLUGINS="").stdout.strip() == "['cosine', 'euclidean']"  # built in
+
+
+def test_a_plugin_adds_its_own_cli_command():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "cipherface", "opcount", "--dim", "16"], capture_output=True, text=True, check=True
+    )
+    assert "rotate" in out.stdout and "multiply" in out.stdout
+
+
+def test_backends_show_scheme_and_capabilities():
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "cipherface", "backends", "--json"], capture_output=True, text=True, check=True
+    )
+    data = json.loads(out.stdout)
+    seal = next(b for b in data["backends"] if b["name"] == "seal")
+    assert seal["scheme"] == "ckks" and {"ct-multiply", "rotation", "approximate"} <= set(seal["capabilities"])
+    assert "rotation" in next(p for p in data["protocols"] if p["name"] == "cosine")["requires"]
+
+
+def test_a_protocol_needing_a_missing_capability_is_refused_naming_it(tmp_path):
+    import numpy as np
+
+    from cipherface import KeyOwner
+    from cipherface.errors import MissingCapabilityError
+
+    base = get_backend("tenseal")
+
+    class NoRotation(base):
+        name = "tenseal"
+        capabilities = base.capabilities - {"rotation"}
+
+    owner = KeyOwner(NoRotation.generate("n8192-s128", rotation_steps=[]))
+    with pytest.raises(MissingCapabilityError, match="the 'cosine' protocol needs rotation, which backend"):
+        owner.encrypt(np.ones(8), "cosine")
+    # the packed gallery needs no rotation: it still runs on this backend
+    from cipherface.gallery import EncryptedGallery
+
+    gallery = EncryptedGallery.create(
+        tmp_path / "g.db", owner.public_bundle(), "cosine", 8, canaries=8, sign=lambda meta, bundle: "x"
+    )
+    gallery.close()

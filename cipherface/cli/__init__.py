@@ -9,6 +9,7 @@ import click
 from cipherface import interrupts
 from cipherface.cli import conformance, faces, gallery, keys, matching, plugins
 from cipherface.errors import CipherfaceError, IntegrityError
+from cipherface.plugins import register_commands
 
 #: Exit codes (README, "Exit codes").
 EXIT_REFUSED = 1  # a check said no: params check, conformance, an unexpected demo answer
@@ -26,6 +27,7 @@ def cli() -> None:
 for module in (plugins, keys, matching, faces, gallery, conformance):
     for command in module.COMMANDS:
         cli.add_command(command)
+register_commands(cli)  # plugins' own commands (hook ``register_commands``)
 
 
 def main() -> None:

@@ -20,6 +20,8 @@ def backends(as_json: bool) -> None:
                 "name": name,
                 "library_version": cls.library_version(),
                 "plugin": dists.get(cls.__module__.split(".")[0], f"cipherface {_core_version()} (built-in)"),
+                "scheme": cls.scheme,
+                "capabilities": sorted(cls.capabilities),
                 "thread_safe": cls.thread_safe,
             }
             for name, cls in sorted(reg.backends.items())
@@ -28,7 +30,14 @@ def backends(as_json: bool) -> None:
             {"name": name, "plugin": f"cipherface {_core_version()} (built-in)"} for name in sorted(reg.embedders)
         ],
         "protocols": [
-            {"name": name, "value": p.value_name, "depth": p.depth} for name, p in sorted(reg.protocols.items())
+            {
+                "name": name,
+                "value": p.value_name,
+                "depth": p.depth,
+                "requires": sorted(p.requires),
+                "gallery_requires": sorted(p.gallery_requires),
+            }
+            for name, p in sorted(reg.protocols.items())
         ],
     }
     if as_json:
@@ -37,12 +46,13 @@ def backends(as_json: bool) -> None:
     click.echo("backends:")
     for b in data["backends"]:
         click.echo(f"  {b['name']:<12} library {b['library_version']:<10} plugin {b['plugin']}")
+        click.echo(f"  {'':<12} {b['scheme']}: {', '.join(b['capabilities'])}")
     click.echo("embedders:")
     for e in data["embedders"]:
         click.echo(f"  {e['name']:<12} {e['plugin']}")
     click.echo("protocols:")
     for p in data["protocols"]:
-        click.echo(f"  {p['name']:<12} {p['value']} (depth {p['depth']})")
+        click.echo(f"  {p['name']:<12} {p['value']} (depth {p['depth']}; needs {', '.join(p['requires'])})")
 
 
 def _core_version() -> str:

@@ -158,4 +158,4 @@ class DeepFaceEmbedder(Embedder):
 
 @hookimpl
 def register_embedders(register):
-    register("deepface", DeepFaceEmbedder)
+    register(DeepFaceEmbedder)

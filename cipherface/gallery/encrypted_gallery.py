@@ -12,6 +12,7 @@ import numpy as np
 
 from cipherface import envelope
 from cipherface.backend import Ciphertext, FHEBackend
+from cipherface.capabilities import protocol_for
 from cipherface.errors import (
     BackendMismatchError,
     DimensionError,
@@ -88,7 +89,7 @@ class EncryptedGallery:
     ) -> EncryptedGallery:
         """A new, empty gallery; ``sign`` is the key owner's manifest MAC over its settings."""
         backend = load_public_backend(public_bundle)
-        protocol = get_protocol(metric)
+        protocol = protocol_for(backend, metric, gallery=True)
         width = len(protocol.gallery_row(np.ones(dim)))
         if not 0 < canaries < backend.slot_count // 2:
             raise GalleryError(f"{canaries} canaries per block of {backend.slot_count} slots")

@@ -8,6 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from cipherface.backend import Ciphertext, FHEBackend
+from cipherface.capabilities import APPROXIMATE, CT_MULTIPLY, ROTATION
 from cipherface.errors import DimensionError, IntegrityError, RangeError
 
 
@@ -21,6 +22,10 @@ class DistanceProtocol(ABC):
     """
 
     name: ClassVar[str]
+    #: Backend capabilities the 1:1 computation needs (``cipherface.capabilities``).
+    requires: ClassVar[frozenset[str]] = frozenset({CT_MULTIPLY, ROTATION, APPROXIMATE})
+    #: ... and those the packed gallery's scan needs (one multiply-accumulate, no rotation).
+    gallery_requires: ClassVar[frozenset[str]] = frozenset({CT_MULTIPLY, APPROXIMATE})
     #: Multiplicative depth the encrypted computation consumes.
     depth: ClassVar[int] = 1
     #: What the decrypted value is, for users (e.g. "squared Euclidean distance").

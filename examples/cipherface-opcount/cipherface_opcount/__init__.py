@@ -115,6 +115,9 @@ class OpCountBackend(FHEBackend):
         self._count("drop_level")
         return self.inner.drop_level(a, levels)
 
+    def _scale(self, ct):
+        return self.inner._scale(ct)
+
     def _rotate(self, a, step):
         self._count("rotate")
         return self.inner.rotate(a, step)
@@ -129,3 +132,27 @@ class OpCountBackend(FHEBackend):
 @hookimpl
 def register_backends(register):
     register(OpCountBackend)
+
+
+@hookimpl
+def register_commands(cli):
+    import click
+
+    @cli.command(name="opcount")
+    @click.option("--metric", default="cosine", show_default=True)
+    @click.option("--dim", type=int, default=128, show_default=True)
+    def opcount(metric: str, dim: int) -> None:
+        """Homomorphic operations one encrypted 1:1 comparison costs (example plugin command)."""
+        import numpy as np
+
+        from cipherface import KeyOwner, Matcher
+        from cipherface.backend import power_of_two_steps
+
+        owner = KeyOwner.generate("opcount", rotation_steps=power_of_two_steps(dim))
+        matcher = Matcher(owner.public_bundle())
+        rng = np.random.default_rng(0)
+        blobs = [owner.encrypt(rng.normal(size=dim), metric) for _ in range(2)]
+        matcher.backend.counts.clear()
+        matcher.distance(*blobs)
+        for op, n in sorted(matcher.backend.counts.items()):
+            click.echo(f"{op:<16} {n}")
