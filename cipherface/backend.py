@@ -37,6 +37,10 @@ INTEGRITY_PART = "integrity_key"
 INTEGRITY_KEY_BYTES = 32
 
 
+#: The key of a ciphertext envelope's metadata that records its level (``depth_left``).
+LEVEL_FIELD = "level"
+
+
 def _checked_steps(steps: Any, slot_count: int, error: type[CipherfaceError] = EnvelopeError) -> list[int]:
     """Rotation steps as distinct ints in 1..slot_count-1, or a clear refusal (a step 0 would
     loop forever, a missing key would make a library generate one)."""
@@ -220,15 +224,10 @@ class FHEBackend(ABC):
         With ``depth``, the ciphertext is made with only that many levels left: cheaper to
         make and smaller than encrypting at the top and dropping levels."""
         arr = self._check_values(values)
-        if depth is None:
-            return self._encrypt(arr)
-        if not 0 <= depth <= self.params.depth:
-            raise CipherfaceError(f"depth must be 0..{self.params.depth} for this parameter set, got {depth}")
-        return self._encrypt_at(arr, depth)
-
-    def _encrypt_at(self, values: np.ndarray, depth: int) -> Ciphertext:
-        """Portable version; backends may encrypt directly at the lower level."""
-        return self.drop_to_depth(self._encrypt(values), depth)
+        depth = self.params.depth if depth is None else depth
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= self.params.depth:
+            raise CipherfaceError(f"depth must be 0..{self.params.depth} for this parameter set, got {depth!r}")
+        return self._encrypt(arr, depth)
 
     def decrypt(self, ct: Ciphertext, length: int | None = None) -> np.ndarray:
         """The first ``length`` slots (all by default); needs the secret key."""
@@ -399,13 +398,17 @@ class FHEBackend(ABC):
     def _serialize(self, ct: Ciphertext) -> bytes: ...
 
     @abstractmethod
-    def _deserialize(self, data: bytes) -> Ciphertext: ...
+    def _deserialize(self, data: bytes, depth: int) -> Ciphertext:
+        """A ciphertext from ``_serialize``'s bytes; ``depth`` is the :meth:`depth_left` it had, from
+        the envelope (a library that does not record levels uses it instead of guessing)."""
 
     def dump_ciphertext(
         self, ct: Ciphertext, *, kind: str = envelope.CIPHERTEXT, meta: Mapping[str, Any] | None = None
     ) -> bytes:
-        """A ciphertext wrapped in an envelope naming this backend and key."""
-        return self._pack(kind, {"ct": self._serialize(ct)}, meta)
+        """A ciphertext wrapped in an envelope naming this backend and key, and its level."""
+        if meta and LEVEL_FIELD in meta:
+            raise CipherfaceError(f"{LEVEL_FIELD!r} is the envelope's own field in a ciphertext's metadata")
+        return self._pack(kind, {"ct": self._serialize(ct)}, {**(meta or {}), LEVEL_FIELD: self.depth_left(ct)})
 
     def load_ciphertext(
         self, blob: bytes, *, kind: str | tuple[str, ...] = envelope.CIPHERTEXT
@@ -416,10 +419,18 @@ class FHEBackend(ABC):
             raise KeyMismatchError(
                 f"this {env.kind} was made with parameters {env.params}, the key uses {self.params.to_dict()}"
             )
+        meta = dict(env.meta)
+        depth = meta.pop(LEVEL_FIELD, None)
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= self.params.depth:
+            raise EnvelopeError(f"this {env.kind} gives no valid level (got {str(depth)[:40]!r})")
         try:
-            return self._deserialize(env.part("ct")), env.meta
+            ct = self._deserialize(env.part("ct"), depth)
+            actual = self.depth_left(ct)
         except Exception as exc:
             raise EnvelopeError(f"corrupted {env.kind}: backend {self.name!r} cannot read it ({exc})") from None
+        if actual != depth:
+            raise EnvelopeError(f"this {env.kind} says it has {depth} level(s) left, its ciphertext has {actual}")
+        return ct, meta
 
     # ------------------------------------------------------ for subclasses
     @classmethod
@@ -442,7 +453,8 @@ class FHEBackend(ABC):
         """Serialised key material; the secret key only when ``secret`` is true."""
 
     @abstractmethod
-    def _encrypt(self, values: np.ndarray) -> Ciphertext: ...
+    def _encrypt(self, values: np.ndarray, depth: int) -> Ciphertext:
+        """Encrypt ``values`` (float64, at most ``slot_count``) with ``depth`` levels left (0..params.depth)."""
 
     @abstractmethod
     def _decrypt(self, ct: Ciphertext) -> Sequence[float]: ...

@@ -518,6 +518,18 @@ class EnvelopeTests(_Fixtures):
         with pytest.raises(EnvelopeError, match=backend.name):
             backend.load_ciphertext(env.to_bytes())
 
+    def test_the_recorded_level_is_checked(self, backend, blob):
+        ct, _ = backend.load_ciphertext(blob)
+        assert backend.depth_left(ct) == envelope.decode(blob).meta["level"] == backend.params.depth
+        for wrong in (backend.params.depth - 1, backend.params.depth + 1, -1, "2", None):
+            env = envelope.decode(blob)
+            env.meta = {**env.meta, "level": wrong}
+            with pytest.raises(EnvelopeError, match="level"):
+                backend.load_ciphertext(env.to_bytes())
+        dropped = backend.drop_level(ct)
+        ct2, _ = backend.load_ciphertext(backend.dump_ciphertext(dropped))
+        assert backend.depth_left(ct2) == backend.params.depth - 1
+
     def test_other_parameters_are_refused(self, backend, blob):
         env = envelope.decode(blob)
         env.params = {**env.params, "scale_bits": env.params["scale_bits"] - 1}

@@ -67,9 +67,9 @@ class OpCountBackend(FHEBackend):
     def depth_left(self, ct):
         return self.inner.depth_left(ct)
 
-    def _encrypt(self, values):
+    def _encrypt(self, values, depth):
         self._count("encrypt")
-        return self.inner.encrypt(values)
+        return self.inner.encrypt(values, depth=depth)
 
     def _decrypt(self, ct):
         self._count("decrypt")
@@ -125,7 +125,7 @@ class OpCountBackend(FHEBackend):
     def _serialize(self, ct):
         return self.inner.dump_ciphertext(ct)
 
-    def _deserialize(self, data):
+    def _deserialize(self, data, depth):
         return self.inner.load_ciphertext(data)[0]
 
 

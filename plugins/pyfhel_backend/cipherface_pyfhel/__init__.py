@@ -116,10 +116,7 @@ class PyfhelBackend(FHEBackend):
         return pt
 
     # --------------------------------------------------------- primitives
-    def _encrypt(self, values):
-        return self._encrypt_at(values, self.params.depth)
-
-    def _encrypt_at(self, values, depth):
+    def _encrypt(self, values, depth):
         level = self.params.depth - depth
         return self._at(self._he.encryptPtxt(self._encode(values, level, self.params.scale)), level)
 
@@ -184,12 +181,14 @@ class PyfhelBackend(FHEBackend):
     def _serialize(self, ct) -> bytes:
         return ct.to_bytes()
 
-    def _deserialize(self, data: bytes):
+    def _deserialize(self, data: bytes, depth: int):
         ct = pyfhel.PyCtxt(pyfhel=self._he, bytestring=data)
-        # the level is not in Pyfhel's view of a loaded ciphertext: count its primes from the size
-        # (uncompressed: polynomials x N x primes x 8 bytes, plus a header far smaller than one prime)
+        # Pyfhel's view of a loaded ciphertext has no level: the envelope records it; check it
+        # against the ciphertext's size (polynomials x N x primes x 8 bytes, plus a small header)
         primes = len(data) // (ct.size() * self.params.poly_modulus_degree * 8)
-        return self._at(ct, len(self.params.coeff_mod_bit_sizes) - 1 - primes)
+        if primes != depth + 1:
+            raise ValueError(f"{primes} prime(s) in the ciphertext, {depth + 1} for {depth} level(s) left")
+        return self._at(ct, self.params.depth - depth)
 
 
 @hookimpl

@@ -131,10 +131,7 @@ class SEALBackend(FHEBackend):
         return pt
 
     # --------------------------------------------------------- primitives
-    def _encrypt(self, values):
-        return self._encrypt_at(values, self.params.depth)
-
-    def _encrypt_at(self, values, depth):
+    def _encrypt(self, values, depth):
         ct = self._encryptor.encrypt(self._encoder.encode(np.ascontiguousarray(values), self.params.scale))
         while self.depth_left(ct) > depth:
             self._evaluator.mod_switch_to_next_inplace(ct)
@@ -197,7 +194,7 @@ class SEALBackend(FHEBackend):
     def _serialize(self, ct) -> bytes:
         return ct.to_string()
 
-    def _deserialize(self, data: bytes):
+    def _deserialize(self, data: bytes, depth: int):
         return _loaded("ciphertext", self._context.from_cipher_str, data)
 
 

@@ -182,10 +182,7 @@ class TenSEALBackend(FHEBackend):
         return pt
 
     # --------------------------------------------------------- primitives
-    def _encrypt(self, values):
-        return self._encrypt_at(values, self.params.depth)
-
-    def _encrypt_at(self, values, depth):
+    def _encrypt(self, values, depth):
         data = self._context.first_context_data()
         while data.chain_index() > depth:
             data = data.next_context_data()
@@ -278,7 +275,7 @@ class TenSEALBackend(FHEBackend):
     def _serialize(self, ct) -> bytes:
         return _scratch.dump(ct)
 
-    def _deserialize(self, data: bytes):
+    def _deserialize(self, data: bytes, depth: int):
         return _scratch.load(seal.Ciphertext(), self._context, data)
 
 
