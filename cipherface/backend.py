@@ -54,6 +54,17 @@ def _checked_steps(steps: Any, slot_count: int, error: type[CipherfaceError] = E
     return list(steps)
 
 
+def open_bundle(
+    blob: bytes | envelope.Envelope, kind: str | tuple[str, ...] = (envelope.SECRET_BUNDLE, envelope.PUBLIC_BUNDLE)
+) -> FHEBackend:
+    """The backend instance a bundle belongs to, found by the backend name in its envelope: the one
+    loading path (the envelope is decoded once and passed down)."""
+    from cipherface.plugins import get_backend
+
+    env = envelope.expect(blob, kind=kind)
+    return get_backend(env.backend).load_bundle(env)
+
+
 def power_of_two_steps(limit: int) -> list[int]:
     """Rotation steps 1, 2, 4, ... below ``limit``: enough to sum ``limit`` slots."""
     steps, step = [], 1
@@ -115,7 +126,7 @@ class FHEBackend(ABC):
         return backend
 
     @classmethod
-    def load_bundle(cls, blob: bytes) -> FHEBackend:
+    def load_bundle(cls, blob: bytes | envelope.Envelope) -> FHEBackend:
         """A backend from a secret or public bundle made by this backend.
 
         Every part the bundle needs must be there and nothing else: a backend never makes key

@@ -206,14 +206,15 @@ def _header(raw: bytes) -> dict[str, Any]:
 
 
 def expect(
-    blob: bytes,
+    blob: bytes | Envelope,
     *,
     kind: str | tuple[str, ...],
     backend: str | None = None,
     key_id: str | None = None,
 ) -> Envelope:
-    """Decode a blob and check it is of the kind, backend and key the caller holds."""
-    env = decode(blob)
+    """Decode a blob (once: an Envelope is taken as decoded) and check it is of the kind, backend
+    and key the caller holds."""
+    env = blob if isinstance(blob, Envelope) else decode(blob)
     kinds = (kind,) if isinstance(kind, str) else kind
     if env.kind not in kinds:
         raise WrongKindError(f"expected a {' or '.join(kinds)}, got a {env.kind} (backend {env.backend!r})")

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from cipherface import envelope
-from cipherface.backend import FHEBackend
+from cipherface.backend import FHEBackend, open_bundle
 from cipherface.capabilities import protocol_for
 from cipherface.errors import (
     CipherfaceError,
@@ -33,12 +33,6 @@ from cipherface.plugins import get_backend, get_protocol
 
 SECRET_FILE = "secret.cfk"
 PUBLIC_FILE = "public.cfk"
-
-
-def load_backend(blob: bytes) -> FHEBackend:
-    """The backend instance a secret or public bundle belongs to, found by its name."""
-    env = envelope.expect(blob, kind=(envelope.SECRET_BUNDLE, envelope.PUBLIC_BUNDLE))
-    return get_backend(env.backend).load_bundle(blob)
 
 
 def read_blob(source: bytes | str | os.PathLike[str]) -> bytes:
@@ -97,10 +91,10 @@ class KeyOwner:
                     f"key folder {folder} holds {has}, no {SECRET_FILE}: this needs the key owner's secret "
                     "bundle (make one with `cipherface keygen --out DIR`)"
                 )
-        blob = read_blob(source)
-        if envelope.decode(blob).kind == envelope.PUBLIC_BUNDLE:
+        env = envelope.decode(read_blob(source))
+        if env.kind == envelope.PUBLIC_BUNDLE:
             raise WrongKindError("this is a public bundle: a KeyOwner needs the secret bundle (secret.cfk)")
-        return cls(load_backend(blob))
+        return cls(open_bundle(env, envelope.SECRET_BUNDLE))
 
     def save(self, directory: str | os.PathLike[str]) -> tuple[Path, Path]:
         """Write secret.cfk (mode 0600) and public.cfk into ``directory``."""
@@ -192,12 +186,12 @@ class Matcher:
     """Holds only the public bundle: computes encrypted distances, can decrypt nothing."""
 
     def __init__(self, public_bundle: bytes | str | os.PathLike[str]) -> None:
-        blob = read_blob(public_bundle)
-        if envelope.decode(blob).kind == envelope.SECRET_BUNDLE:
+        env = envelope.decode(read_blob(public_bundle))
+        if env.kind == envelope.SECRET_BUNDLE:
             raise WrongKindError(
                 "a Matcher must be given the public bundle, never the secret bundle (it holds the secret key)"
             )
-        self.backend = load_backend(blob)
+        self.backend = open_bundle(env, envelope.PUBLIC_BUNDLE)
 
     @property
     def key_id(self) -> str:

@@ -94,3 +94,36 @@ def test_pyfhel_holds_exactly_the_keys_it_was_given(owners):
     matcher = Matcher(owners["pyfhel"].public_bundle())
     he = matcher.backend._he
     assert not he.is_rotate_key_empty() and not he.is_relin_key_empty() and he.is_secret_key_empty()
+
+
+def test_every_bundle_is_decoded_once_on_its_way_to_a_backend(tmp_path, monkeypatch):
+    """One loading path: an envelope is decoded once and passed down (it used to be 3 times for
+    KeyOwner.load and 5 for Identifier.open)."""
+    from collections import Counter
+
+    import numpy as np
+
+    from cipherface import KeyOwner, Matcher, envelope
+    from cipherface.identification import Identifier
+
+    owner = KeyOwner.generate("tenseal", rotation_steps=[1, 2, 4])
+    owner.save(tmp_path / "keys")
+    with Identifier.open(tmp_path / "g.db", tmp_path / "keys", create=True, dim=8) as ident:
+        ident.enroll(["a"], [np.ones(8)], progress=False)
+    seen: Counter = Counter()
+    decode = envelope.decode
+
+    def counting(blob):
+        env = decode(blob)
+        if env.kind in (envelope.SECRET_BUNDLE, envelope.PUBLIC_BUNDLE):
+            seen[env.kind] += 1
+        return env
+
+    monkeypatch.setattr(envelope, "decode", counting)
+    KeyOwner.load(tmp_path / "keys")
+    Matcher(owner.public_bundle())
+    assert seen == {envelope.SECRET_BUNDLE: 1, envelope.PUBLIC_BUNDLE: 1}
+    seen.clear()
+    with Identifier.open(tmp_path / "g.db", tmp_path / "keys"):
+        pass
+    assert seen == {envelope.SECRET_BUNDLE: 1, envelope.PUBLIC_BUNDLE: 1}

@@ -144,3 +144,27 @@ def test_a_protocol_needing_a_missing_capability_is_refused_naming_it(tmp_path):
         tmp_path / "g.db", owner.public_bundle(), "cosine", 8, canaries=8, sign=lambda meta, bundle: "x"
     )
     gallery.close()
+
+
+def test_the_core_never_branches_on_a_backend_or_scheme_name():
+    """Backends and schemes plug in by name and capability: nothing in the core, the protocols
+    or the gallery compares with a concrete backend or scheme, or imports an FHE library."""
+    import re
+    from pathlib import Path
+
+    import cipherface
+
+    names = r"['\"](?:tenseal|pyfhel|seal|opcount|ckks|bfv|bgv)['\"]"
+    forbidden = [
+        re.compile(rf"(?:==|!=|\bin\b|\bis\b)\s*[\(\[{{]?\s*{names}", re.I),
+        re.compile(rf"{names}\s*(?:==|!=|\bin\b)", re.I),
+        re.compile(r"^\s*(?:import|from)\s+(?:tenseal|Pyfhel|seal)\b", re.M),
+    ]
+    root = Path(cipherface.__file__).parent
+    hits = [
+        f"{path.relative_to(root)}: {match.group(0)}"
+        for path in root.rglob("*.py")
+        for pattern in forbidden
+        for match in pattern.finditer(path.read_text())
+    ]
+    assert not hits, hits

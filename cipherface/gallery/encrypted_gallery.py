@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from cipherface import envelope
-from cipherface.backend import Ciphertext, FHEBackend
+from cipherface.backend import Ciphertext, FHEBackend, open_bundle
 from cipherface.capabilities import protocol_for
 from cipherface.errors import (
     BackendMismatchError,
@@ -21,7 +21,7 @@ from cipherface.errors import (
     WriteConflictError,
 )
 from cipherface.gallery.store import GalleryStore
-from cipherface.plugins import get_backend, get_protocol
+from cipherface.plugins import get_protocol
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,6 @@ class BlockWrite:
 def new_ids(n: int) -> list[str]:
     """Opaque identity ids: random, so they say nothing about who or when."""
     return [secrets.token_hex(16) for _ in range(n)]
-
-
-def load_public_backend(bundle: bytes) -> FHEBackend:
-    env = envelope.expect(bundle, kind=envelope.PUBLIC_BUNDLE)
-    return get_backend(env.backend).load_bundle(bundle)
 
 
 class EncryptedGallery:
@@ -88,7 +83,7 @@ class EncryptedGallery:
         sign: Callable[[dict[str, Any], bytes], str],
     ) -> EncryptedGallery:
         """A new, empty gallery; ``sign`` is the key owner's manifest MAC over its settings."""
-        backend = load_public_backend(public_bundle)
+        backend = open_bundle(public_bundle, envelope.PUBLIC_BUNDLE)
         protocol = protocol_for(backend, metric, gallery=True)
         width = len(protocol.gallery_row(np.ones(dim)))
         if not 0 < canaries < backend.slot_count // 2:
@@ -113,7 +108,7 @@ class EncryptedGallery:
         store = GalleryStore.open(path)
         try:
             cls.check_made_for(store.meta(), path, key_id=key_id, backend=backend)
-            return cls(store, load_public_backend(store.public_bundle()))
+            return cls(store, open_bundle(store.public_bundle(), envelope.PUBLIC_BUNDLE))
         except BaseException:
             store.close()
             raise
