@@ -131,3 +131,41 @@ def test_example_plugin_is_discovered_and_passes_through_the_cli():
 def test_conformance_cli_on_an_unknown_backend_is_a_clear_error():
     proc = subprocess.run([sys.executable, "-m", "cipherface", "conformance", "nope"], capture_output=True, text=True)
     assert proc.returncode == 2 and "installed backends:" in proc.stderr
+
+
+def test_a_capability_the_backend_does_not_declare_is_skipped_with_its_name(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "test_norot.py").write_text(
+        "import pytest\n"
+        "from cipherface_tenseal import TenSEALBackend\n"
+        "from cipherface.testing import BackendConformance\n"
+        "class NoRotation(TenSEALBackend):\n"
+        "    capabilities = TenSEALBackend.capabilities - {'rotation'}\n"
+        "class TestNoRotation(BackendConformance):\n"
+        "    @pytest.fixture(scope='class')\n"
+        "    @classmethod\n"
+        "    def backend_class(cls):\n"
+        "        return NoRotation\n"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            str(tmp_path / "test_norot.py"),
+            "-k",
+            "rotate or sum_slots or test_add or euclidean_matches",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "does not declare capability rotation" in proc.stdout
+    assert " passed" in proc.stdout  # the tests of what it does declare still run

@@ -1,0 +1,158 @@
+"""What every module of the conformance suite shares: fixtures, helpers, tolerances."""
+
+from __future__ import annotations
+
+import secrets
+
+import numpy as np
+import pytest
+
+from cipherface import envelope
+from cipherface.backend import FHEBackend, power_of_two_steps
+from cipherface.gallery.packing import decrypt_scores, encrypt_block, encrypt_probe
+from cipherface.params import CKKSParams
+from cipherface.plugins import get_protocol
+
+DIMS = (1, 128, 512, 4096)
+PROTOCOLS = ("euclidean", "cosine")
+#: Error allowed on a protocol's decrypted result, relative to max(1, |expected|), for every
+#: parameter set (docs/plugin-authors.md). Measured here: at most 2e-5 (N=32768); a chain
+#: whose special prime is too small is off by 0.1 to 3.
+PROTOCOL_TOLERANCE = 1e-4
+
+
+def assert_close(actual, expected, tol: float, what: str) -> None:
+    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
+    err = np.max(np.abs(actual - expected) / np.maximum(1.0, np.abs(expected))) if expected.size else 0.0
+    assert err <= tol, f"{what}: max error {err:.3g} exceeds tolerance {tol:g}"
+
+
+def _secret_only_parts(secret_blob: bytes, public_blob: bytes) -> list[tuple[str, bytes]] | None:
+    """Parts of a secret bundle its public bundle lacks (looking inside nested envelopes);
+    None when the two bundles carry the same parts."""
+    secret, public = envelope.decode(secret_blob), envelope.decode(public_blob)
+    found: list[tuple[str, bytes]] = []
+    for name, data in secret.parts.items():
+        if name not in public.parts:
+            found.append((name, data))
+        elif data != public.parts[name] and data.startswith(envelope.MAGIC):
+            found.extend(_secret_only_parts(data, public.parts[name]) or [])
+    return found or None
+
+
+def _cases(protocol: str, dim: int, limit: float, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Random and adversarial input pairs; the largest are as large as the key owner allows."""
+    big = np.sqrt(limit) / 2 * (1 - 1e-9)  # euclidean: 4·norm² = limit
+    spread = np.zeros(dim)
+    spread[::2] = big / np.sqrt((dim + 1) // 2)
+    return {
+        "random": (rng.normal(size=dim), rng.normal(size=dim)),
+        "identical": (np.full(dim, 0.3), np.full(dim, 0.3)),
+        "opposite": (np.ones(dim), -np.ones(dim)),
+        "one_hot": (np.eye(dim)[0], np.eye(dim)[dim - 1]),
+        "tiny": (np.full(dim, 1e-4), np.full(dim, -1e-4)),
+        "largest_opposite": (np.eye(dim)[0] * big, -np.eye(dim)[0] * big),
+        "largest_spread": (spread, -spread),
+    }
+
+
+def protocol_errors(backend_class: type[FHEBackend], name: str, params: CKKSParams, tol: float) -> list[str]:
+    """Every protocol, on fresh keys for ``params``, 1:1 at d=128 and 512 and the packed gallery
+    kernel, against numpy: the failures, each naming the case.
+
+    Keys come from the plugin's ``_generate`` hook, past the core's parameter checks, so the
+    suite measures what the library computes for any chain, including one the core refuses."""
+    backend = backend_class._generate(params, secrets.token_hex(8), power_of_two_steps(512))
+    rng = np.random.default_rng(20261127)
+    failures: list[str] = []
+
+    def compare(got: np.ndarray, want: np.ndarray, what: str) -> None:
+        err = float(np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))))
+        if not err <= tol:
+            failures.append(f"{what}: error {err:.3g} > {tol:g}")
+
+    for metric in PROTOCOLS:
+        p = get_protocol(metric)
+        for dim in (128, 512):
+            for case, (a, b) in _cases(metric, dim, params.result_limit, rng).items():
+                pa, pb = p.prepare(a), p.prepare(b)
+                ct = p.encrypted(backend, backend.encrypt(pa), backend.encrypt(pb), dim)
+                compare(backend.decrypt(ct, 1)[:1], np.array([p.plaintext(pa, pb)]), f"{metric} d={dim} {case}")
+        # the packed gallery kernel (d=32 keeps it quick): identities, one as large as allowed, against probes
+        cases = _cases(metric, 32, params.result_limit, rng)
+        gallery = [cases["random"][0], cases["one_hot"][0], cases["largest_spread"][0], cases["tiny"][0]]
+        slots = [(0, s) for s in (0, 1, 7, backend.slot_count - 1)]
+        block = np.zeros((len(p.gallery_row(gallery[0])), backend.slot_count))
+        block[:, [s for _, s in slots]] = np.array([p.gallery_row(g) for g in gallery]).T
+        columns = [backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in encrypt_block(backend, block, 0)]
+        for case in ("random", "largest_spread"):
+            probe_blobs, _, offset = encrypt_probe(backend, p, cases[case][1])
+            probe = [backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in probe_blobs]
+            scored = backend.inner_product(columns, probe)
+            result = backend.dump_ciphertext(scored, kind=envelope.RESULT, meta={"block": 0})
+            scores = decrypt_scores(backend, result)[1][[s for _, s in slots]] + offset
+            want = np.array([p.plaintext(p.prepare(g), p.prepare(cases[case][1])) for g in gallery])
+            compare(scores, want, f"{metric} gallery d=32 probe {case}")
+    return failures
+
+
+def needs(*capabilities: str):
+    """Mark a test as needing backend capabilities (``cipherface.capabilities``): skipped, naming
+    them, on a backend that does not declare them."""
+
+    def mark(test):
+        test.needs = capabilities
+        return test
+
+    return mark
+
+
+class _Fixtures:
+    """Fixtures every capability class shares; override ``backend_class`` (required)."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def backend_class(cls) -> type[FHEBackend]:
+        raise NotImplementedError("override the `backend_class` fixture to return your FHEBackend subclass")
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def preset(cls) -> str:
+        return "n8192-s128"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def tolerance(cls) -> float:
+        return 1e-5
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def supports_threads(cls, backend_class) -> bool:
+        return bool(backend_class.thread_safe)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def backend(cls, backend_class, preset) -> FHEBackend:
+        return backend_class.generate(preset)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def public_backend(cls, backend) -> FHEBackend:
+        return type(backend).load_bundle(backend.export_public_bundle())
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def other_key_backend(cls, backend_class, preset) -> FHEBackend:
+        return backend_class.generate(preset, rotation_steps=[1])
+
+    @pytest.fixture
+    def rng(self) -> np.random.Generator:
+        return np.random.default_rng(20261123)
+
+    @pytest.fixture(autouse=True)
+    def _declared_capabilities(self, request, backend_class) -> None:
+        """Skip, naming it, a test of a capability the backend does not declare."""
+        wanted = set(getattr(type(self), "needs", ())) | set(getattr(request.function, "needs", ()))
+        missing = sorted(wanted - set(backend_class.capabilities))
+        if missing:
+            pytest.skip(f"backend {backend_class.name!r} does not declare capability {', '.join(missing)}")

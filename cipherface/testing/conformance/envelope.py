@@ -1,0 +1,109 @@
+"""The conformance suite, capability envelope: what loading must refuse."""
+
+from __future__ import annotations
+
+import secrets
+
+import numpy as np
+import pytest
+
+from cipherface import envelope
+from cipherface.errors import (
+    BackendMismatchError,
+    EnvelopeError,
+    KeyMismatchError,
+    VersionError,
+    WrongKindError,
+)
+from cipherface.testing.conformance._base import (
+    _Fixtures,
+    assert_close,
+)
+
+
+class EnvelopeTests(_Fixtures):
+    capability = "envelope"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def blob(cls, backend):
+        return backend.dump_ciphertext(backend.encrypt(np.linspace(-1, 1, 16)), meta={"dim": 16})
+
+    def test_ciphertext_round_trip(self, backend, blob, tolerance):
+        ct, meta = backend.load_ciphertext(blob)
+        assert meta == {"dim": 16}
+        assert_close(backend.decrypt(ct, 16), np.linspace(-1, 1, 16), tolerance, "envelope: round trip")
+
+    def test_matcher_can_load_and_reserialise(self, public_backend, blob):
+        ct, _ = public_backend.load_ciphertext(blob)
+        assert envelope.decode(public_backend.dump_ciphertext(ct)).kind == envelope.CIPHERTEXT
+
+    def test_wrong_key_is_refused(self, other_key_backend, blob):
+        with pytest.raises(KeyMismatchError, match="key"):
+            other_key_backend.load_ciphertext(blob)
+
+    def test_wrong_backend_is_refused(self, backend, blob):
+        env = envelope.decode(blob)
+        env.backend = "some-other-backend"
+        with pytest.raises(BackendMismatchError, match="some-other-backend"):
+            backend.load_ciphertext(env.to_bytes())
+
+    def test_bundle_of_another_backend_is_refused(self, backend):
+        env = envelope.decode(backend.export_public_bundle())
+        env.backend = "some-other-backend"
+        with pytest.raises(BackendMismatchError, match=backend.name):
+            type(backend).load_bundle(env.to_bytes())
+
+    def test_wrong_kind_is_refused(self, backend):
+        with pytest.raises(WrongKindError, match="public-bundle"):
+            backend.load_ciphertext(backend.export_public_bundle())
+
+    def test_future_version_is_refused(self, backend, blob):
+        env = envelope.decode(blob)
+        env.version = envelope.FORMAT_VERSION + 1
+        with pytest.raises(VersionError, match="upgrade"):
+            backend.load_ciphertext(env.to_bytes())
+
+    def test_truncated_ciphertext_is_refused(self, backend, blob):
+        for cut in (0, 5, len(envelope.MAGIC) + 3, 60, len(blob) // 2, len(blob) - 1):
+            with pytest.raises(EnvelopeError):
+                backend.load_ciphertext(blob[:cut])
+
+    def test_truncated_bundle_is_refused(self, backend):
+        bundle = backend.export_public_bundle()
+        with pytest.raises(EnvelopeError, match="truncated"):
+            type(backend).load_bundle(bundle[: len(bundle) - 100])
+
+    def test_random_bytes_are_refused(self, backend):
+        with pytest.raises(EnvelopeError, match="not a cipherface blob"):
+            backend.load_ciphertext(secrets.token_bytes(4096))
+
+    def test_flipped_byte_is_refused(self, backend, blob):
+        corrupted = bytearray(blob)
+        corrupted[-10] ^= 0xFF
+        with pytest.raises(EnvelopeError, match="corrupted"):
+            backend.load_ciphertext(bytes(corrupted))
+
+    def test_well_formed_envelope_with_garbage_payload_is_refused(self, backend, blob):
+        env = envelope.decode(blob)
+        env.parts = {"ct": secrets.token_bytes(len(env.parts["ct"]))}
+        with pytest.raises(EnvelopeError, match=backend.name):
+            backend.load_ciphertext(env.to_bytes())
+
+    def test_the_recorded_level_is_checked(self, backend, blob):
+        ct, _ = backend.load_ciphertext(blob)
+        assert backend.depth_left(ct) == envelope.decode(blob).meta["level"] == backend.params.depth
+        for wrong in (backend.params.depth - 1, backend.params.depth + 1, -1, "2", None):
+            env = envelope.decode(blob)
+            env.meta = {**env.meta, "level": wrong}
+            with pytest.raises(EnvelopeError, match="level"):
+                backend.load_ciphertext(env.to_bytes())
+        dropped = backend.drop_level(ct)
+        ct2, _ = backend.load_ciphertext(backend.dump_ciphertext(dropped))
+        assert backend.depth_left(ct2) == backend.params.depth - 1
+
+    def test_other_parameters_are_refused(self, backend, blob):
+        env = envelope.decode(blob)
+        env.params = {**env.params, "scale_bits": env.params["scale_bits"] - 1}
+        with pytest.raises(KeyMismatchError, match="parameters"):
+            backend.load_ciphertext(env.to_bytes())

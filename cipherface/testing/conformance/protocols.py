@@ -1,0 +1,69 @@
+"""The conformance suite, capability protocols: euclidean and cosine against numpy, decisions equal plaintext."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cipherface.capabilities import APPROXIMATE, CT_MULTIPLY, ROTATION
+from cipherface.errors import DimensionError
+from cipherface.plugins import get_protocol
+from cipherface.testing.conformance._base import (
+    PROTOCOLS,
+    _Fixtures,
+    assert_close,
+)
+
+
+class ProtocolTests(_Fixtures):
+    capability = "protocols"
+    needs = (CT_MULTIPLY, ROTATION, APPROXIMATE)
+
+    def _encrypted(self, backend, name, a, b):
+        p = get_protocol(name)
+        pa, pb = p.prepare(a), p.prepare(b)
+        ct = p.encrypted(backend, backend.encrypt(pa), backend.encrypt(pb), pa.size)
+        return backend.decrypt(ct, 1)[0], p.plaintext(pa, pb)
+
+    @pytest.mark.parametrize("name", PROTOCOLS)
+    @pytest.mark.parametrize("dim", (128, 512, 4096))
+    def test_random_embeddings_match_numpy(self, backend, rng, tolerance, name, dim):
+        if dim > backend.slot_count:
+            pytest.skip(f"d={dim} exceeds the slot count")
+        got, want = self._encrypted(backend, name, rng.normal(size=dim), rng.normal(size=dim))
+        assert_close(got, want, tolerance, f"protocols: {name} at d={dim}")
+
+    @pytest.mark.parametrize("name", PROTOCOLS)
+    @pytest.mark.parametrize("case", ["identical", "opposite_maxima", "negative", "one_hot", "tiny", "zeros_vs_ones"])
+    def test_adversarial_embeddings_match_numpy(self, backend, tolerance, name, case):
+        d = 128
+        a, b = {
+            "identical": (np.full(d, 0.3), np.full(d, 0.3)),
+            "opposite_maxima": (np.ones(d), -np.ones(d)),
+            "negative": (-np.linspace(0.1, 1, d), -np.linspace(1, 0.1, d)),
+            "one_hot": (np.eye(d)[0], np.eye(d)[d - 1]),
+            "tiny": (np.full(d, 1e-4), np.full(d, -1e-4)),
+            "zeros_vs_ones": (np.zeros(d), np.ones(d)),
+        }[case]
+        if name == "cosine" and not np.any(a):
+            with pytest.raises(DimensionError):
+                get_protocol(name).prepare(a)
+            return
+        got, want = self._encrypted(backend, name, a, b)
+        assert_close(got, want, tolerance, f"protocols: {name} on {case}")
+
+    def test_euclidean_of_zero_vectors_is_zero(self, backend, tolerance):
+        got, want = self._encrypted(backend, "euclidean", np.zeros(64), np.zeros(64))
+        assert want == 0.0
+        assert_close(got, 0.0, tolerance, "protocols: euclidean of zeros")
+
+    @pytest.mark.parametrize("name", PROTOCOLS)
+    def test_decisions_equal_plaintext_decisions(self, backend, rng, name):
+        p = get_protocol(name)
+        thresholds = {"cosine": [0.5, 0.9, 1.0, 1.1], "euclidean": [10.0, 15.0, 16.0, 17.0]}[name]
+        for _ in range(4):
+            got, want = self._encrypted(backend, name, rng.normal(size=128), rng.normal(size=128))
+            for t in thresholds:
+                if abs(want - p.cutoff(t)) < 1e-3:
+                    continue  # within noise of the threshold: either answer is honest
+                assert p.decide(got, t) == p.decide(want, t), f"protocols: {name} decision differs at {t}"
