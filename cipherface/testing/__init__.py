@@ -15,32 +15,12 @@ and overrides one fixture; every test then runs against their backend::
 
 Optional fixtures to override: ``preset`` (parameter preset the keys use),
 ``tolerance`` (absolute/relative error allowed on decrypted values) and the
-capability flag ``supports_threads`` (defaults to ``backend_class.thread_safe``).
+capability flag ``supports_threads`` (defaults to ``backend_class.thread_safe``). Tests of
+capabilities the backend does not declare (``FHEBackend.capabilities``) are skipped, naming them.
 ``cipherface conformance NAME`` runs the same suite on any installed backend.
 """
 
-from cipherface.testing.conformance import (
-    CAPABILITIES,
-    BackendConformance,
-    DimensionTests,
-    EnvelopeTests,
-    KeyTests,
-    PrecisionTests,
-    PresetTests,
-    PrimitiveTests,
-    ProtocolTests,
-    ThreadSafetyTests,
-)
+from cipherface.testing import conformance
+from cipherface.testing.conformance import *  # noqa: F403  (the suite's public names, listed once)
 
-__all__ = [
-    "CAPABILITIES",
-    "BackendConformance",
-    "DimensionTests",
-    "EnvelopeTests",
-    "KeyTests",
-    "PrecisionTests",
-    "PresetTests",
-    "PrimitiveTests",
-    "ProtocolTests",
-    "ThreadSafetyTests",
-]
+__all__ = conformance.__all__
