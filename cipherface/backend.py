@@ -65,6 +65,12 @@ def open_bundle(
     return get_backend(env.backend).load_bundle(env)
 
 
+def galois_element(step: int, poly_modulus_degree: int) -> int:
+    """The Galois element of a left rotation by ``step`` in a power-of-two cyclotomic ring with
+    batching (SEAL's convention: 3^step mod 2N), to check which keys a bundle holds."""
+    return pow(3, step, 2 * poly_modulus_degree)
+
+
 def power_of_two_steps(limit: int) -> list[int]:
     """Rotation steps 1, 2, 4, ... below ``limit``: enough to sum ``limit`` slots."""
     steps, step = [], 1
@@ -362,9 +368,16 @@ class FHEBackend(ABC):
                 f"allows {self.params.depth} multiplication(s); use a deeper preset"
             )
 
-    @abstractmethod
     def drop_level(self, a: Ciphertext, levels: int = 1) -> Ciphertext:
         """Modulus-switch down ``levels`` primes, value unchanged: smaller, cheaper to store."""
+        left = self.depth_left(a)
+        if isinstance(levels, bool) or not isinstance(levels, int) or not 0 <= levels <= left:
+            raise CipherfaceError(f"cannot drop {levels} levels: only {left} are left")
+        return self._drop_level(a, levels) if levels else a
+
+    @abstractmethod
+    def _drop_level(self, a: Ciphertext, levels: int) -> Ciphertext:
+        """``levels`` (1..depth_left) modulus switches."""
 
     def drop_to_depth(self, a: Ciphertext, depth: int) -> Ciphertext:
         """Drop levels until ``depth`` multiplications remain (the lowest a computation needs)."""

@@ -111,7 +111,7 @@ class OpCountBackend(FHEBackend):
         self._count("rescale")
         return self.inner.rescale(a)
 
-    def drop_level(self, a, levels=1):
+    def _drop_level(self, a, levels):
         self._count("drop_level")
         return self.inner.drop_level(a, levels)
 

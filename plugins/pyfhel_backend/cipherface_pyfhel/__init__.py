@@ -165,9 +165,7 @@ class PyfhelBackend(FHEBackend):
         self._he.rescale_to_next(out)
         return self._at(out, a.mod_level + 1)
 
-    def drop_level(self, a, levels=1):
-        if levels > self.depth_left(a):
-            raise CipherfaceError(f"cannot drop {levels} levels: only {self.depth_left(a)} are left")
+    def _drop_level(self, a, levels):
         out = pyfhel.PyCtxt(copy_ctxt=a)
         for _ in range(levels):
             self._he.mod_switch_to_next(out)

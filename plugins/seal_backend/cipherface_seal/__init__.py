@@ -14,15 +14,11 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 
 from cipherface import CKKSParams, FHEBackend, hookimpl
-from cipherface.errors import CipherfaceError, EnvelopeError, ParameterError
+from cipherface.backend import galois_element
+from cipherface.errors import EnvelopeError, ParameterError
 from cipherface.plugins import LazyModule
 
 seal = LazyModule("seal")  # loaded when the backend is first used, not when it is registered
-
-
-def _galois_elt(step: int, poly_modulus_degree: int) -> int:
-    """SEAL's Galois element for a left rotation by ``step`` (3^step mod 2N)."""
-    return pow(3, step, 2 * poly_modulus_degree)
 
 
 def _context(params: CKKSParams):
@@ -96,7 +92,7 @@ class SEALBackend(FHEBackend):
         galois_keys = None
         if rotation_steps or parts["galois_keys"]:
             galois_keys = _loaded("Galois key", context.from_galois_str, parts["galois_keys"])
-            elts = [_galois_elt(s, params.poly_modulus_degree) for s in rotation_steps]
+            elts = [galois_element(s, params.poly_modulus_degree) for s in rotation_steps]
             missing = [s for s, e in zip(rotation_steps, elts) if not galois_keys.has_key(e)]
             if missing:
                 raise EnvelopeError(f"the bundle lists rotation steps {missing} but holds no Galois key for them")
@@ -181,9 +177,7 @@ class SEALBackend(FHEBackend):
     def _rescale(self, a):
         return self._evaluator.rescale_to_next(a)
 
-    def drop_level(self, a, levels=1):
-        if levels > self.depth_left(a):
-            raise CipherfaceError(f"cannot drop {levels} levels: only {self.depth_left(a)} are left")
+    def _drop_level(self, a, levels):
         for _ in range(levels):
             a = self._evaluator.mod_switch_to_next(a)
         return a

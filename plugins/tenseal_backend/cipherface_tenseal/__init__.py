@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from cipherface import CKKSParams, FHEBackend, hookimpl
-from cipherface.errors import CipherfaceError, EnvelopeError, ParameterError
+from cipherface.backend import galois_element
+from cipherface.errors import EnvelopeError, ParameterError
 from cipherface.plugins import LazyModule
 
 seal = LazyModule("tenseal.sealapi")  # loaded when the backend is first used, not when it is registered
@@ -88,11 +89,6 @@ def _alive(pid: int) -> bool:
 _scratch = _Scratch()
 
 
-def _galois_elt(step: int, poly_modulus_degree: int) -> int:
-    """SEAL's Galois element for a left rotation by ``step`` (3^step mod 2N)."""
-    return pow(3, step, 2 * poly_modulus_degree)
-
-
 def _context(params: CKKSParams):
     parms = seal.EncryptionParameters(seal.SCHEME_TYPE.CKKS)
     parms.set_poly_modulus_degree(params.poly_modulus_degree)
@@ -137,7 +133,7 @@ class TenSEALBackend(FHEBackend):
         keygen.create_public_key(public_key)
         keygen.create_relin_keys(relin_keys)
         if rotation_steps:
-            elts = [_galois_elt(s, params.poly_modulus_degree) for s in rotation_steps]
+            elts = [galois_element(s, params.poly_modulus_degree) for s in rotation_steps]
             keygen.create_galois_keys(elts, galois_keys)
         return cls(params, key_id, rotation_steps, context, public_key, relin_keys, galois_keys, keygen.secret_key())
 
@@ -149,7 +145,7 @@ class TenSEALBackend(FHEBackend):
         galois_keys = seal.GaloisKeys()
         if rotation_steps or parts["galois_keys"]:
             _scratch.load(galois_keys, context, parts["galois_keys"])
-        missing = [s for s in rotation_steps if not galois_keys.has_key(_galois_elt(s, params.poly_modulus_degree))]
+        missing = [s for s in rotation_steps if not galois_keys.has_key(galois_element(s, params.poly_modulus_degree))]
         if missing:
             raise EnvelopeError(f"the bundle lists rotation steps {missing} but holds no Galois key for them")
         secret_key = _scratch.load(seal.SecretKey(), context, parts["secret_key"]) if secret else None
@@ -258,9 +254,7 @@ class TenSEALBackend(FHEBackend):
         self._evaluator.rescale_to_next(a, out)
         return out
 
-    def drop_level(self, a, levels=1):
-        if levels > self.depth_left(a):
-            raise CipherfaceError(f"cannot drop {levels} levels: only {self.depth_left(a)} are left")
+    def _drop_level(self, a, levels):
         for _ in range(levels):
             out = seal.Ciphertext()
             self._evaluator.mod_switch_to_next(a, out)
