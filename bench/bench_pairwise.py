@@ -83,6 +83,7 @@ def main() -> None:
             ("reference (TenSEAL ckks_vector)", None),
             ("cipherface tenseal", "tenseal"),
             ("cipherface pyfhel", "pyfhel"),
+            ("cipherface seal", "seal"),
         ):
             r = reference(d, args.repeat, rng) if backend is None else cipherface_backend(backend, d, args.repeat, rng)
             rows.append(
