@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeAlias
 import numpy as np
 
 from cipherface import envelope
-from cipherface.capabilities import APPROXIMATE, CT_MULTIPLY, LEVELS, ROTATION
+from cipherface.capabilities import APPROXIMATE, CT_MULTIPLY, LEVELS, ROTATION, SEEDED_ENCRYPTION
 from cipherface.errors import (
     CipherfaceError,
     DimensionError,
@@ -240,11 +240,35 @@ class FHEBackend(ABC):
 
         With ``depth``, the ciphertext is made with only that many levels left: cheaper to
         make and smaller than encrypting at the top and dropping levels."""
-        arr = self._check_values(values)
+        return self._encrypt(self._check_values(values), self._checked_depth(depth))
+
+    def encrypt_blob(
+        self,
+        values: Values,
+        *,
+        depth: int | None = None,
+        kind: str = envelope.CIPHERTEXT,
+        meta: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        """Encrypt and serialise in one step. A backend with the ``seeded-encryption`` capability,
+        holding the secret key, encrypts with it and stores the random half of the ciphertext as a
+        seed: about half the bytes (what the key owner stores in a gallery or uploads as a probe)."""
+        arr, depth = self._check_values(values), self._checked_depth(depth)
+        if SEEDED_ENCRYPTION in self.capabilities and self.has_secret_key:
+            data = self._encrypt_seeded(arr, depth)
+        else:
+            data = self._serialize(self._encrypt(arr, depth))
+        return self._pack_ciphertext(kind, data, depth, meta)
+
+    def _encrypt_seeded(self, values: np.ndarray, depth: int) -> bytes:
+        """Secret-key encryption serialised with a seed (backends declaring ``seeded-encryption``)."""
+        raise NotImplementedError(f"backend {self.name!r} declares no seeded encryption")
+
+    def _checked_depth(self, depth: int | None) -> int:
         depth = self.params.depth if depth is None else depth
         if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= self.params.depth:
             raise CipherfaceError(f"depth must be 0..{self.params.depth} for this parameter set, got {depth!r}")
-        return self._encrypt(arr, depth)
+        return depth
 
     def decrypt(self, ct: Ciphertext, length: int | None = None) -> np.ndarray:
         """The first ``length`` slots (all by default); needs the secret key."""
@@ -430,9 +454,12 @@ class FHEBackend(ABC):
         self, ct: Ciphertext, *, kind: str = envelope.CIPHERTEXT, meta: Mapping[str, Any] | None = None
     ) -> bytes:
         """A ciphertext wrapped in an envelope naming this backend and key, and its level."""
+        return self._pack_ciphertext(kind, self._serialize(ct), self.depth_left(ct), meta)
+
+    def _pack_ciphertext(self, kind: str, data: bytes, depth: int, meta: Mapping[str, Any] | None) -> bytes:
         if meta and LEVEL_FIELD in meta:
             raise CipherfaceError(f"{LEVEL_FIELD!r} is the envelope's own field in a ciphertext's metadata")
-        return self._pack(kind, {"ct": self._serialize(ct)}, {**(meta or {}), LEVEL_FIELD: self.depth_left(ct)})
+        return self._pack(kind, {"ct": data}, {**(meta or {}), LEVEL_FIELD: depth})
 
     def load_ciphertext(
         self, blob: bytes, *, kind: str | tuple[str, ...] = envelope.CIPHERTEXT

@@ -79,3 +79,8 @@ class RangeError(CipherfaceError):
 
 class IntegrityError(CipherfaceError):
     """A result, block or slot row cannot be genuine: corrupted, forged, replayed, or under another key."""
+
+
+class StaleBlockError(IntegrityError):
+    """A block is older than the version the key owner last wrote: replayed, unless the gallery
+    committed a newer one since it was read (then the reader reads again)."""

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from cipherface.errors import GalleryError, IntegrityError, StaleScanError, WriteConflictError
+from cipherface.errors import GalleryError, IntegrityError, StaleBlockError, StaleScanError, WriteConflictError
 from cipherface.gallery import Directory, EncryptedGallery, decrypt_scores, encrypt_probe
 from cipherface.gallery.custody import CANARIES_PER_BLOCK, Custody, Rewrite
+from cipherface.gallery.directory import BlockVersion
 from cipherface.gallery.encrypted_gallery import GalleryState, new_ids
 from cipherface.gallery.seal import check_manifest, manifest_tag, open_seal
 from cipherface.plugins import get_protocol
@@ -242,10 +243,15 @@ class Identifier:
         added = list(added)
         new = [i for i, _ in added]
         for _ in range(MAX_ATTEMPTS):
+            state = self.gallery.state()
             try:
-                change = plan(self.gallery.state())
+                change = plan(state)
             except WriteConflictError:  # the state moved while the key owner read it
                 continue
+            except StaleBlockError:  # a block read just before another writer's commit, or a replay
+                if self.gallery.state().generation != state.generation:
+                    continue
+                raise
             versions = [r.version for r in change.rewrites.values()]
             writes = {b: r.write for b, r in change.rewrites.items()}
             self.directory.begin(self.gallery.gallery_id, added, change.remove, versions)
@@ -268,8 +274,7 @@ class Identifier:
         """Check the whole gallery as the key owner (exit code 3 in the CLI when it fails): the state
         (seals, slot rows, versions, no block missing) and every block's ciphertexts against its
         seal, decrypted: canaries in place, slots that hold nobody 0."""
-        state = self.gallery.state()
-        versions = self.custody.check_state(state)
+        state, versions = self.checked_state()
         for block in tqdm(sorted(versions), desc="verifying", unit="block", disable=not progress):
             stored = self.gallery.read_blocks([block]).get(block)
             if stored is None or stored.seal != state.seals[block]:
@@ -283,8 +288,7 @@ class Identifier:
 
     def names(self) -> dict[str, int]:
         """Enrolled names and their number of templates (only ids the gallery really holds)."""
-        state = self.gallery.state()
-        self.custody.check_state(state)
+        state, _ = self.checked_state()
         present = {ident for slots in state.slots.values() for ident in slots.values()}
         counts: dict[str, int] = {}
         for name in self.directory.names_of(present).values():
@@ -329,10 +333,16 @@ class Identifier:
         """The matcher's scan of an encrypted probe (whose clear row and offset the key owner kept),
         and the key owner's checks and ranking."""
         watch = watch or Stopwatch()
-        with watch("encrypted_scan"):  # matcher
-            results, state = self._consistent_scan(list(probe), workers)
+        for attempt in range(MAX_ATTEMPTS):
+            with watch("encrypted_scan"):  # matcher
+                results, state = self._consistent_scan(list(probe), workers)
+            try:
+                versions = self._versions(state)
+                break
+            except StaleScanError:
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
         with watch("decrypt_rank"):  # key owner
-            versions = self.custody.check_state(state)
             ids, values, seen = [], [], set()
             for blob in results:
                 block, scores = decrypt_scores(self.owner.backend, blob)
@@ -358,6 +368,28 @@ class Identifier:
                 )
             candidates = self._rank(ids, np.concatenate(values) if values else np.array([]), top_k, threshold)
         return Identification(self.gallery.metric, threshold, candidates, watch.ms)
+
+    def _versions(self, state: GalleryState) -> dict[int, BlockVersion]:
+        """The checked versions of a state's blocks. A block older than the key owner's record is a
+        replay, unless the gallery has committed since this state was read: then the writer simply
+        finished meanwhile (``StaleScanError``: read again)."""
+        try:
+            return self.custody.check_state(state)
+        except StaleBlockError:
+            if self.gallery.state().generation != state.generation:
+                raise StaleScanError("the gallery changed while its state was checked") from None
+            raise
+
+    def checked_state(self) -> tuple[GalleryState, dict[int, BlockVersion]]:
+        """The current state of the gallery and its blocks' versions, checked (read again if a writer
+        commits meanwhile)."""
+        for _ in range(MAX_ATTEMPTS):
+            state = self.gallery.state()
+            try:
+                return state, self._versions(state)
+            except StaleScanError:
+                continue
+        raise StaleScanError(f"the gallery changed during each of {MAX_ATTEMPTS} checks: try again when it is quieter")
 
     def _consistent_scan(self, probe: list[bytes], workers: int) -> tuple[list[bytes], GalleryState]:
         """Scores and the state (slot map, seals) they are checked and ranked with, from one committed

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cipherface.backend import FHEBackend
-from cipherface.errors import IntegrityError, WriteConflictError
+from cipherface.errors import IntegrityError, StaleBlockError, WriteConflictError
 from cipherface.gallery.directory import BlockVersion, Directory
 from cipherface.gallery.encrypted_gallery import BlockWrite, GalleryState, StoredBlock, new_ids
 from cipherface.gallery.packing import decrypt_block, encrypt_block
@@ -164,7 +164,7 @@ class Custody:
         if known is not None:
             return known
         if block in current and version <= current[block].version:
-            raise IntegrityError(
+            raise StaleBlockError(
                 f"block {block} is stale: version {version}, but the key owner last wrote version "
                 f"{current[block].version} (an old copy replayed); nothing was decided"
             )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cipherface.capabilities import CT_MULTIPLY, LEVELS, ROTATION
+from cipherface.capabilities import CT_MULTIPLY, LEVELS, ROTATION, SEEDED_ENCRYPTION
 from cipherface.errors import CipherfaceError
 from cipherface.testing.conformance._base import (
     _Fixtures,
@@ -123,6 +123,25 @@ class PrimitiveTests(_Fixtures):
         out = backend.inner_product(cts_a, cts_b)
         self._check(backend, out, (a * b).sum(axis=0), tolerance, "inner_product")
         assert backend.depth_left(out) == backend.depth_left(cts_a[0]) - 1
+
+    def test_encrypt_blob_round_trips_through_the_public_key(self, backend, public_backend, xy, tolerance):
+        x, y = xy
+        blob = backend.encrypt_blob(x, depth=1)
+        ct, _ = public_backend.load_ciphertext(blob)
+        assert public_backend.depth_left(ct) == 1
+        product = public_backend.multiply(ct, public_backend.load_ciphertext(backend.encrypt_blob(y, depth=1))[0])
+        self._check(backend, product, x * y, tolerance, "encrypt_blob")
+
+    @needs(SEEDED_ENCRYPTION)
+    def test_seeded_encryption_halves_the_bytes(self, backend, public_backend, xy, tolerance):
+        x, _ = xy
+        seeded = backend.encrypt_blob(x, depth=1)
+        full = backend.dump_ciphertext(backend.encrypt(x, depth=1))
+        assert len(seeded) < 0.6 * len(full), f"primitives: seeded {len(seeded)} B vs {len(full)} B"
+        ct, _ = public_backend.load_ciphertext(seeded)  # the matcher expands the seed
+        self._check(backend, ct, x, tolerance, "seeded encryption")
+        # the public half cannot encrypt with the secret key: it falls back to a full ciphertext
+        assert len(public_backend.encrypt_blob(x, depth=1)) > 0.9 * len(full)
 
     @needs(LEVELS)
     def test_operands_at_different_levels_are_aligned(self, backend, xy, tolerance):

@@ -22,6 +22,7 @@ import numpy as np
 
 from cipherface import CKKSParams, FHEBackend, hookimpl
 from cipherface.backend import galois_element
+from cipherface.capabilities import SEEDED_ENCRYPTION
 from cipherface.errors import EnvelopeError, ParameterError
 from cipherface.plugins import LazyModule
 
@@ -104,6 +105,7 @@ class TenSEALBackend(FHEBackend):
     """CKKS on the Microsoft SEAL inside TenSEAL 0.3.18."""
 
     name = "tenseal"
+    capabilities = FHEBackend.capabilities | {SEEDED_ENCRYPTION}
     thread_safe = True  # SEAL's evaluator, encoder and encryptor are safe to share
 
     def __init__(self, params, key_id, rotation_steps, context, public_key, relin_keys, galois_keys, secret_key):
@@ -117,6 +119,8 @@ class TenSEALBackend(FHEBackend):
         self._evaluator = seal.Evaluator(context)
         self._encryptor = seal.Encryptor(context, public_key)
         self._decryptor = seal.Decryptor(context, secret_key) if secret_key is not None else None
+        if secret_key is not None:
+            self._encryptor.set_secret_key(secret_key)  # for seeded (symmetric) encryption
 
     @classmethod
     def library_version(cls) -> str:
@@ -178,13 +182,22 @@ class TenSEALBackend(FHEBackend):
         return pt
 
     # --------------------------------------------------------- primitives
-    def _encrypt(self, values, depth):
+    def _parms_at(self, depth: int):
         data = self._context.first_context_data()
         while data.chain_index() > depth:
             data = data.next_context_data()
+        return data.parms_id()
+
+    def _encrypt(self, values, depth):
         ct = seal.Ciphertext()
-        self._encryptor.encrypt(self._encode(values, data.parms_id(), self.params.scale), ct)
+        self._encryptor.encrypt(self._encode(values, self._parms_at(depth), self.params.scale), ct)
         return ct
+
+    def _encrypt_seeded(self, values, depth):
+        # SEAL's symmetric encryption returns a Serializable whose random half is saved as a seed
+        return _scratch.dump(
+            self._encryptor.encrypt_symmetric(self._encode(values, self._parms_at(depth), self.params.scale))
+        )
 
     def _decrypt(self, ct):
         pt = seal.Plaintext()
