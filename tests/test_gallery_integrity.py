@@ -227,3 +227,21 @@ def test_gallery_verify_checks_every_block_and_names_a_tampered_one(copy):
     edit(folder / "g.db", ("UPDATE blocks SET data = ? WHERE block = 1 AND component = 5", (other,)))
     bad = verify()
     assert bad.returncode == 3 and "block 1's ciphertexts are not those the key owner sealed" in bad.stderr
+
+
+def test_a_state_read_just_before_another_writers_commit_is_read_again_not_called_stale(copy):
+    """The race the concurrent runs found: a query read generation g, then a writer committed and
+    recorded version v+1 before the query checked its blocks against the key owner's record."""
+    from cipherface.errors import StaleScanError
+
+    folder, vectors = copy
+    with (
+        Identifier.open(folder / "g.db", folder / "keys") as reader,
+        Identifier.open(folder / "g.db", folder / "keys") as writer,
+    ):
+        before = reader.gallery.state()
+        writer.remove("p3")  # commits block 0 version 2 and records it
+        with pytest.raises(StaleScanError):  # not IntegrityError: the gallery has moved on
+            reader._versions(before)
+        assert reader.identify(vectors[4], top_k=1, threshold=0.07).identity == "p4"
+        assert reader.identify(vectors[3], top_k=1, threshold=0.07).identity is None
