@@ -96,6 +96,8 @@ class FHEBackend(ABC):
     #: Registry name, also written into every envelope this backend makes.
     name: ClassVar[str]
     scheme: ClassVar[str] = "ckks"
+    #: The parameter type of the scheme (its own security and usability checks).
+    params_type: ClassVar[type] = CKKSParams
     #: What this backend can compute (``cipherface.capabilities``); protocols require some.
     capabilities: ClassVar[frozenset[str]] = frozenset({CT_MULTIPLY, ROTATION, APPROXIMATE, LEVELS})
     #: True when one instance may be used from several threads at once.
@@ -125,7 +127,7 @@ class FHEBackend(ABC):
         of two below the slot count, which sums any vector and composes any
         rotation); fewer steps make a smaller public bundle.
         """
-        p = resolve_params(params)
+        p = resolve_params(params, cls.scheme)
         steps = power_of_two_steps(p.slot_count) if rotation_steps is None else [int(s) for s in rotation_steps]
         backend = cls._generate(p, secrets.token_hex(8), _checked_steps(steps, p.slot_count, CipherfaceError))
         backend._integrity_key = secrets.token_bytes(INTEGRITY_KEY_BYTES)
@@ -139,7 +141,8 @@ class FHEBackend(ABC):
         material while loading (a missing Galois key is an error, not a key generated here)."""
         env = envelope.expect(blob, kind=(envelope.SECRET_BUNDLE, envelope.PUBLIC_BUNDLE), backend=cls.name)
         secret = env.kind == envelope.SECRET_BUNDLE
-        params = CKKSParams.from_dict(env.params).check()
+        cls._check_scheme(env)
+        params = cls.params_type.from_dict(env.params).check()
         steps = _checked_steps(env.meta.get("rotation_steps", []), params.slot_count)
         cls._check_parts(env.kind, env.parts)
         parts = {name: data for name, data in env.parts.items() if name != INTEGRITY_PART}
@@ -152,6 +155,13 @@ class FHEBackend(ABC):
         if secret:
             backend._integrity_key = env.parts[INTEGRITY_PART]
         return backend
+
+    @classmethod
+    def _check_scheme(cls, env: envelope.Envelope) -> None:
+        if env.scheme != cls.scheme:
+            raise KeyMismatchError(
+                f"this {env.kind} is for scheme {env.scheme[:40]!r}, backend {cls.name!r} runs {cls.scheme!r}"
+            )
 
     @classmethod
     def _check_parts(cls, kind: str, parts: Mapping[str, bytes]) -> None:
@@ -466,6 +476,7 @@ class FHEBackend(ABC):
     ) -> tuple[Ciphertext, dict[str, Any]]:
         """A ciphertext and its metadata, after checking backend, key and integrity."""
         env = envelope.expect(blob, kind=kind, backend=self.name, key_id=self.key_id)
+        self._check_scheme(env)
         if env.params != self.params.to_dict():
             raise KeyMismatchError(
                 f"this {env.kind} was made with parameters {env.params}, the key uses {self.params.to_dict()}"

@@ -1,11 +1,16 @@
-"""CKKS parameter sets, named presets, and the HE-standard security check."""
+"""Parameter sets per scheme (CKKS, BFV), named presets, and the HE-standard security check.
+
+Each scheme has its own parameter type with its own usability rules beside the shared
+security check; a backend declares the scheme it runs and its parameter type
+(``FHEBackend.scheme``, ``FHEBackend.params_type``).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from cipherface.errors import ParameterError
 
@@ -25,6 +30,29 @@ MAX_PRIME_BITS = 60
 MIN_HEADROOM_BITS = 10
 
 
+def _security_problems(n: int, bits: tuple[int, ...], level: int) -> list[str]:
+    """The HE-standard check every scheme shares: ring, level, primes, total modulus size."""
+    out: list[str] = []
+    if n not in HE_STANDARD_MAX_LOG_Q:
+        out.append(
+            f"poly_modulus_degree {n} is not in the HE standard table (expected one of {sorted(HE_STANDARD_MAX_LOG_Q)})"
+        )
+    if level not in SECURITY_LEVELS:
+        out.append(f"security level {level} is not one of {list(SECURITY_LEVELS)}")
+    if len(bits) < 2:
+        out.append(f"coeff_mod_bit_sizes {list(bits)} needs at least two primes (data and special)")
+    if any(b < 20 or b > MAX_PRIME_BITS for b in bits):
+        out.append(f"every prime must have 20 to {MAX_PRIME_BITS} bits, got {list(bits)}")
+    limit = HE_STANDARD_MAX_LOG_Q.get(n, {}).get(level)
+    total = sum(bits)
+    if limit is not None and total > limit:
+        out.append(
+            f"log2(q) = {'+'.join(map(str, bits))} = {total} exceeds {limit}, the most that "
+            f"N={n} allows for {level}-bit security (HE standard, classical, ternary secret)"
+        )
+    return out
+
+
 @dataclass(frozen=True)
 class CKKSParams:
     """A CKKS parameter set and the security level it claims.
@@ -38,6 +66,9 @@ class CKKSParams:
     coeff_mod_bit_sizes: tuple[int, ...]
     scale_bits: int
     security_level: int
+
+    #: The scheme's own setting beside ring, primes and level, and its default.
+    SETTING: ClassVar[tuple[str, int]] = ("scale_bits", 40)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "coeff_mod_bit_sizes", tuple(int(b) for b in self.coeff_mod_bit_sizes))
@@ -80,25 +111,8 @@ class CKKSParams:
 
     def problems(self) -> list[str]:
         """Every reason this set is unusable or does not meet its claimed level."""
-        out: list[str] = []
-        n, bits = self.poly_modulus_degree, self.coeff_mod_bit_sizes
-        if n not in HE_STANDARD_MAX_LOG_Q:
-            out.append(
-                f"poly_modulus_degree {n} is not in the HE standard table "
-                f"(expected one of {sorted(HE_STANDARD_MAX_LOG_Q)})"
-            )
-        if self.security_level not in SECURITY_LEVELS:
-            out.append(f"security level {self.security_level} is not one of {list(SECURITY_LEVELS)}")
-        if len(bits) < 2:
-            out.append(f"coeff_mod_bit_sizes {list(bits)} needs at least two primes (data and special)")
-        if any(b < 20 or b > MAX_PRIME_BITS for b in bits):
-            out.append(f"every prime must have 20 to {MAX_PRIME_BITS} bits, got {list(bits)}")
-        limit = self.max_log_q
-        if limit is not None and self.total_bits > limit:
-            out.append(
-                f"log2(q) = {'+'.join(map(str, bits))} = {self.total_bits} exceeds {limit}, the most that "
-                f"N={n} allows for {self.security_level}-bit security (HE standard, classical, ternary secret)"
-            )
+        out = _security_problems(self.poly_modulus_degree, self.coeff_mod_bit_sizes, self.security_level)
+        bits = self.coeff_mod_bit_sizes
         if not 20 <= self.scale_bits <= MAX_PRIME_BITS:
             out.append(f"scale_bits must be 20 to {MAX_PRIME_BITS}, got {self.scale_bits}")
         elif len(bits) >= 2:
@@ -176,6 +190,101 @@ class CKKSParams:
             raise ParameterError(f"malformed parameter set {data!r}: {exc}") from None
 
 
+@dataclass(frozen=True)
+class BFVParams:
+    """A BFV parameter set: exact integer arithmetic modulo a plaintext prime ``t``.
+
+    ``plain_modulus_bits`` sizes ``t`` (a batching prime, t ≡ 1 mod 2N, that the backend finds);
+    results are exact as long as they stay within ±t/2, and the key owner keeps them within
+    ±t/4. BFV has no levels: ``coeff_mod_bit_sizes`` (the last prime special, as in CKKS) is a
+    noise budget, which must hold one ciphertext product with its relinearisation and the
+    rotations that sum it."""
+
+    poly_modulus_degree: int
+    coeff_mod_bit_sizes: tuple[int, ...]
+    plain_modulus_bits: int
+    security_level: int
+
+    SETTING: ClassVar[tuple[str, int]] = ("plain_modulus_bits", 20)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "coeff_mod_bit_sizes", tuple(int(b) for b in self.coeff_mod_bit_sizes))
+
+    @property
+    def slot_count(self) -> int:
+        """Slots of one batching row (a rotation cycles within a row)."""
+        return self.poly_modulus_degree // 2
+
+    @property
+    def total_bits(self) -> int:
+        return sum(self.coeff_mod_bit_sizes)
+
+    @property
+    def depth(self) -> int:
+        """Ciphertext products a fresh ciphertext takes (the distance protocols need one)."""
+        return 1
+
+    @property
+    def max_log_q(self) -> int | None:
+        return HE_STANDARD_MAX_LOG_Q.get(self.poly_modulus_degree, {}).get(self.security_level)
+
+    @property
+    def result_limit(self) -> float:
+        """Largest magnitude the key owner lets a result reach: half of t/2."""
+        return float(2 ** (self.plain_modulus_bits - 2))
+
+    def problems(self) -> list[str]:
+        out = _security_problems(self.poly_modulus_degree, self.coeff_mod_bit_sizes, self.security_level)
+        bits, t = self.coeff_mod_bit_sizes, self.plain_modulus_bits
+        if not MIN_PLAIN_BITS <= t <= MAX_PLAIN_BITS:
+            out.append(f"plain_modulus_bits must be {MIN_PLAIN_BITS} to {MAX_PLAIN_BITS}, got {t}")
+        elif len(bits) >= 2:
+            if bits[-1] < max(bits[:-1]):
+                out.append(
+                    f"the special (last) prime has {bits[-1]} bits, fewer than the {max(bits[:-1])}-bit prime "
+                    "before it: key switching then adds noise beyond the budget"
+                )
+            budget = sum(bits[:-1]) - 2 * t - self.poly_modulus_degree.bit_length()
+            if budget < MIN_BFV_BUDGET_BITS:
+                out.append(
+                    f"the data primes ({sum(bits[:-1])} bits) leave a noise budget of {budget} bits after one "
+                    f"product of {t}-bit plaintexts at N={self.poly_modulus_degree}; the protocols need "
+                    f"{MIN_BFV_BUDGET_BITS}: more or larger primes, or a smaller plain modulus"
+                )
+        return out
+
+    def check(self) -> BFVParams:
+        problems = self.problems()
+        if problems:
+            raise ParameterError("; ".join(problems))
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "poly_modulus_degree": self.poly_modulus_degree,
+            "coeff_mod_bit_sizes": list(self.coeff_mod_bit_sizes),
+            "plain_modulus_bits": self.plain_modulus_bits,
+            "security_level": self.security_level,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BFVParams:
+        try:
+            return cls(
+                poly_modulus_degree=int(data["poly_modulus_degree"]),
+                coeff_mod_bit_sizes=tuple(int(b) for b in data["coeff_mod_bit_sizes"]),
+                plain_modulus_bits=int(data["plain_modulus_bits"]),
+                security_level=int(data["security_level"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ParameterError(f"malformed parameter set {data!r}: {exc}") from None
+
+
+#: BFV plain modulus sizes: at least 17 bits (a batching prime for N up to 32768), at most 30.
+MIN_PLAIN_BITS, MAX_PLAIN_BITS = 17, 30
+#: Noise budget (bits) a BFV set must keep after one product: relinearisation and log2(d) rotations.
+MIN_BFV_BUDGET_BITS = 40
+
 PRESETS: dict[str, CKKSParams] = {
     "n8192-s128": CKKSParams(8192, (60, 40, 40, 60), 40, 128),
     "n16384-s128": CKKSParams(16384, (60, 40, 40, 40, 40, 40, 40, 60), 40, 128),
@@ -185,23 +294,38 @@ PRESETS: dict[str, CKKSParams] = {
     "n32768-s256": CKKSParams(32768, (60, 40, 40, 40, 40, 40, 40, 40, 40, 60), 40, 256),
 }
 
+BFV_PRESETS: dict[str, BFVParams] = {
+    "bfv-n8192-s128": BFVParams(8192, (43, 43, 44, 44, 44), 20, 128),
+    "bfv-n8192-s192": BFVParams(8192, (50, 50, 52), 20, 192),
+    "bfv-n16384-s256": BFVParams(16384, (58, 59, 60, 60), 20, 256),
+}
+
+#: Per scheme: its parameter type and its presets (``params list/check --scheme``).
+SCHEMES: dict[str, tuple[type, dict[str, Any]]] = {"ckks": (CKKSParams, PRESETS), "bfv": (BFVParams, BFV_PRESETS)}
+
 #: The preset ``--security LEVEL`` picks: the smallest ring that reaches the level.
 DEFAULT_PRESET_FOR_LEVEL = {128: "n8192-s128", 192: "n8192-s192", 256: "n16384-s256"}
 DEFAULT_PRESET = "n8192-s128"
+LEVEL_PRESETS = {
+    "ckks": DEFAULT_PRESET_FOR_LEVEL,
+    "bfv": {128: "bfv-n8192-s128", 192: "bfv-n8192-s192", 256: "bfv-n16384-s256"},
+}
+DEFAULT_PRESETS = {"ckks": DEFAULT_PRESET, "bfv": "bfv-n8192-s128"}
 
 
-def resolve_params(spec: CKKSParams | str | int | None = None) -> CKKSParams:
-    """A parameter set from a preset name, a security level, or a set; checked."""
-    if spec is None:
-        spec = DEFAULT_PRESET
-    if isinstance(spec, CKKSParams):
+def resolve_params(spec: Any = None, scheme: str = "ckks") -> Any:
+    """A parameter set of ``scheme`` from a preset name, a security level, or a set; checked."""
+    params_type, presets = SCHEMES[scheme]
+    if isinstance(spec, params_type):
         return spec.check()
-    key = str(spec)
+    if spec is not None and not isinstance(spec, (str, int)):
+        raise ParameterError(f"a {type(spec).__name__} is not a {scheme} parameter set ({params_type.__name__})")
+    key = str(DEFAULT_PRESETS[scheme] if spec is None else spec)
     if key.isdigit():
         level = int(key)
-        if level not in DEFAULT_PRESET_FOR_LEVEL:
+        if level not in LEVEL_PRESETS[scheme]:
             raise ParameterError(f"security level {level} is not one of {list(SECURITY_LEVELS)}")
-        key = DEFAULT_PRESET_FOR_LEVEL[level]
-    if key not in PRESETS:
-        raise ParameterError(f"unknown parameter preset {key!r}; presets: {', '.join(PRESETS)}")
-    return PRESETS[key].check()
+        key = LEVEL_PRESETS[scheme][level]
+    if key not in presets:
+        raise ParameterError(f"unknown {scheme} parameter preset {key!r}; presets: {', '.join(presets)}")
+    return presets[key].check()

@@ -90,3 +90,43 @@ def test_a_parameter_set_reads_from_its_command_line_form():
     assert CKKSParams.parse("8192:60,40,40,60:40:128") == PRESETS["n8192-s128"]
     with pytest.raises(ParameterError, match="N:BITS"):
         CKKSParams.parse("8192-60")
+
+
+def test_bfv_parameter_sets_have_their_own_rules():
+    from cipherface.params import BFV_PRESETS, BFVParams, resolve_params
+
+    for name, p in BFV_PRESETS.items():
+        assert p.problems() == [], name
+        assert p.total_bits <= p.max_log_q
+    assert resolve_params(None, "bfv") is BFV_PRESETS["bfv-n8192-s128"]
+    assert resolve_params(192, "bfv") is BFV_PRESETS["bfv-n8192-s192"]
+    assert any("exceeds 218" in m for m in BFVParams(8192, (60, 60, 60, 60), 20, 128).problems())
+    assert any(
+        "plain_modulus_bits must be 17 to 30" in m for m in BFVParams(8192, (43, 43, 44, 44, 44), 40, 128).problems()
+    )
+    assert any("noise budget of 6 bits" in m for m in BFVParams(8192, (30, 30, 30), 20, 128).problems())
+    with pytest.raises(ParameterError, match="not a bfv parameter set"):
+        resolve_params(PRESETS["n8192-s128"], "bfv")
+    with pytest.raises(ParameterError, match="unknown bfv parameter preset 'n8192-s128'"):
+        resolve_params("n8192-s128", "bfv")
+
+
+def test_params_cli_takes_a_scheme():
+    import json
+    import subprocess
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "cipherface", "params", *args], capture_output=True, text=True)
+
+    listed = json.loads(cli("list", "--scheme", "bfv", "--json").stdout)
+    assert [r["name"] for r in listed] == ["bfv-n8192-s128", "bfv-n8192-s192", "bfv-n16384-s256"]
+    assert all(r["scheme"] == "bfv" and "plain_modulus_bits" in r for r in listed)
+    ok = cli("check", "--scheme", "bfv", "-n", "8192", "-q", "43,43,44,44,44", "--security", "128")
+    assert ok.returncode == 0 and "OK" in ok.stdout
+    bad = cli("check", "--scheme", "bfv", "-n", "8192", "-q", "30,30,30", "--security", "128")
+    assert bad.returncode == 1 and "noise budget" in bad.stderr
+    wrong = cli(
+        "check", "--scheme", "bfv", "-n", "8192", "-q", "43,43,44,44,44", "--security", "128", "--scale-bits", "40"
+    )
+    assert wrong.returncode == 2 and "--scale-bits is not a bfv setting" in wrong.stderr

@@ -10,7 +10,7 @@ import click
 from cipherface.backend import power_of_two_steps
 from cipherface.cli.options import backend_option, emit_json, given, json_option
 from cipherface.errors import CipherfaceError
-from cipherface.params import DEFAULT_PRESET_FOR_LEVEL, PRESETS, CKKSParams, resolve_params
+from cipherface.params import LEVEL_PRESETS, PRESETS, SCHEMES, resolve_params
 from cipherface.roles import PUBLIC_FILE, SECRET_FILE, KeyOwner
 
 
@@ -68,24 +68,40 @@ def keygen(backend, security, preset, max_dim, out, force, as_json) -> None:
         click.echo(f"  public bundle: {public} ({info['public_bundle_bytes'] / 1e6:.1f} MB; for the matcher)")
 
 
+scheme_option = click.option(
+    "--scheme", type=click.Choice(list(SCHEMES)), default="ckks", show_default=True, help="FHE scheme."
+)
+
+
 @click.group()
 def params() -> None:
-    """CKKS parameter sets and their security."""
+    """Parameter sets per scheme (CKKS, BFV) and their security."""
 
 
 @params.command("check")
+@scheme_option
 @click.option("--poly-modulus-degree", "-n", type=int, required=True)
 @click.option("--coeff-mod-bit-sizes", "-q", required=True, help="Comma-separated prime sizes, e.g. 60,40,40,60.")
 @click.option("--security", type=int, required=True, help="Claimed security level (128, 192 or 256).")
-@click.option("--scale-bits", type=int, default=40, show_default=True)
+@click.option("--scale-bits", type=int, default=None, help="CKKS scale (default 40).")
+@click.option("--plain-modulus-bits", type=int, default=None, help="BFV plain modulus size (default 20).")
 @json_option
-def params_check(poly_modulus_degree, coeff_mod_bit_sizes, security, scale_bits, as_json) -> None:
-    """Exit 0 if the set meets the claimed level (HE standard), non-zero with the reason otherwise."""
+def params_check(
+    scheme, poly_modulus_degree, coeff_mod_bit_sizes, security, scale_bits, plain_modulus_bits, as_json
+) -> None:
+    """Exit 0 if the set meets the claimed level (HE standard) and the scheme's rules, 1 with the reasons."""
     try:
         bits = tuple(int(b) for b in coeff_mod_bit_sizes.split(","))
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers, got {coeff_mod_bit_sizes!r}") from None
-    p = CKKSParams(poly_modulus_degree, bits, scale_bits, security)
+    params_type = SCHEMES[scheme][0]
+    own, default = params_type.SETTING
+    given = {"scale_bits": scale_bits, "plain_modulus_bits": plain_modulus_bits}
+    for name, value in given.items():
+        if value is not None and name != own:
+            flag = "--" + name.replace("_", "-")
+            raise click.BadParameter(f"{flag} is not a {scheme} setting (it takes --{own.replace('_', '-')})")
+    p = params_type(poly_modulus_degree, bits, given[own] if given[own] is not None else default, security)
     problems = p.problems()
     if as_json:
         emit_json(
@@ -109,20 +125,22 @@ def params_check(poly_modulus_degree, coeff_mod_bit_sizes, security, scale_bits,
 
 
 @params.command("list")
+@scheme_option
 @json_option
-def params_list(as_json) -> None:
-    """The named presets and what they give."""
+def params_list(scheme, as_json) -> None:
+    """The named presets of a scheme and what they give."""
     rows = [
         {
             "name": name,
+            "scheme": scheme,
             **p.to_dict(),
             "total_bits": p.total_bits,
             "max_log_q": p.max_log_q,
             "depth": p.depth,
             "slots": p.slot_count,
-            "default_for_level": DEFAULT_PRESET_FOR_LEVEL.get(p.security_level) == name,
+            "default_for_level": LEVEL_PRESETS[scheme].get(p.security_level) == name,
         }
-        for name, p in PRESETS.items()
+        for name, p in SCHEMES[scheme][1].items()
     ]
     if as_json:
         emit_json(rows)

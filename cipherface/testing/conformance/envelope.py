@@ -102,6 +102,16 @@ class EnvelopeTests(_Fixtures):
         ct2, _ = backend.load_ciphertext(backend.dump_ciphertext(dropped))
         assert backend.depth_left(ct2) == backend.params.depth - 1
 
+    def test_another_scheme_is_refused(self, backend, blob):
+        for made in (blob, backend.export_public_bundle()):
+            env = envelope.decode(made)
+            env.scheme = "not-" + backend.scheme
+            with pytest.raises(KeyMismatchError, match=f"is for scheme 'not-{backend.scheme}'"):
+                if env.kind == envelope.CIPHERTEXT:
+                    backend.load_ciphertext(env.to_bytes())
+                else:
+                    type(backend).load_bundle(env.to_bytes())
+
     def test_other_parameters_are_refused(self, backend, blob):
         env = envelope.decode(blob)
         env.params = {**env.params, "scale_bits": env.params["scale_bits"] - 1}
