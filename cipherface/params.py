@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Self
 
 from cipherface.errors import ParameterError
 
@@ -53,8 +53,65 @@ def _security_problems(n: int, bits: tuple[int, ...], level: int) -> list[str]:
     return out
 
 
+class SchemeParams:
+    """What every scheme's parameter set shares: a ring, a prime chain, a claimed level, one
+    setting of its own (``SETTING``), checks and a plain-dict form. Subclasses are frozen
+    dataclasses listing their fields in the order their constructor takes them."""
+
+    poly_modulus_degree: int
+    coeff_mod_bit_sizes: tuple[int, ...]
+    security_level: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "coeff_mod_bit_sizes", tuple(int(b) for b in self.coeff_mod_bit_sizes))
+
+    @property
+    def slot_count(self) -> int:
+        """Slots of one ciphertext (for BFV: one batching row, within which a rotation cycles)."""
+        return self.poly_modulus_degree // 2
+
+    @property
+    def total_bits(self) -> int:
+        return sum(self.coeff_mod_bit_sizes)
+
+    @property
+    def max_log_q(self) -> int | None:
+        return HE_STANDARD_MAX_LOG_Q.get(self.poly_modulus_degree, {}).get(self.security_level)
+
+    def problems(self) -> list[str]:
+        raise NotImplementedError
+
+    def check(self) -> Self:
+        """Raise :class:`ParameterError` naming every problem; return self if there is none."""
+        problems = self.problems()
+        if problems:
+            raise ParameterError("; ".join(problems))
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            f.name: list(value) if isinstance(value, tuple) else value
+            for f in fields(self)  # type: ignore[arg-type]
+            for value in [getattr(self, f.name)]
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        try:
+            return cls(
+                **{
+                    f.name: tuple(int(b) for b in data[f.name])
+                    if f.name == "coeff_mod_bit_sizes"
+                    else int(data[f.name])
+                    for f in fields(cls)  # type: ignore[arg-type]
+                }
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ParameterError(f"malformed parameter set {data!r}: {exc}") from None
+
+
 @dataclass(frozen=True)
-class CKKSParams:
+class CKKSParams(SchemeParams):
     """A CKKS parameter set and the security level it claims.
 
     ``coeff_mod_bit_sizes`` lists the primes of the modulus chain, the last one
@@ -70,17 +127,6 @@ class CKKSParams:
     #: The scheme's own setting beside ring, primes and level, and its default.
     SETTING: ClassVar[tuple[str, int]] = ("scale_bits", 40)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "coeff_mod_bit_sizes", tuple(int(b) for b in self.coeff_mod_bit_sizes))
-
-    @property
-    def slot_count(self) -> int:
-        return self.poly_modulus_degree // 2
-
-    @property
-    def total_bits(self) -> int:
-        return sum(self.coeff_mod_bit_sizes)
-
     @property
     def depth(self) -> int:
         """Multiplicative depth: rescales available to a fresh ciphertext."""
@@ -89,10 +135,6 @@ class CKKSParams:
     @property
     def scale(self) -> float:
         return float(2**self.scale_bits)
-
-    @property
-    def max_log_q(self) -> int | None:
-        return HE_STANDARD_MAX_LOG_Q.get(self.poly_modulus_degree, {}).get(self.security_level)
 
     @property
     def max_abs_result(self) -> float:
@@ -150,21 +192,6 @@ class CKKSParams:
             )
         return out
 
-    def check(self) -> CKKSParams:
-        """Raise :class:`ParameterError` naming every problem; return self if there is none."""
-        problems = self.problems()
-        if problems:
-            raise ParameterError("; ".join(problems))
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "poly_modulus_degree": self.poly_modulus_degree,
-            "coeff_mod_bit_sizes": list(self.coeff_mod_bit_sizes),
-            "scale_bits": self.scale_bits,
-            "security_level": self.security_level,
-        }
-
     @classmethod
     def parse(cls, spec: str) -> CKKSParams:
         """``N:BITS,BITS,...:SCALE_BITS:LEVEL``, e.g. ``8192:60,40,40,60:40:128`` (not checked)."""
@@ -177,21 +204,9 @@ class CKKSParams:
                 "e.g. 8192:60,40,40,60:40:128"
             ) from None
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CKKSParams:
-        try:
-            return cls(
-                poly_modulus_degree=int(data["poly_modulus_degree"]),
-                coeff_mod_bit_sizes=tuple(int(b) for b in data["coeff_mod_bit_sizes"]),
-                scale_bits=int(data["scale_bits"]),
-                security_level=int(data["security_level"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ParameterError(f"malformed parameter set {data!r}: {exc}") from None
-
 
 @dataclass(frozen=True)
-class BFVParams:
+class BFVParams(SchemeParams):
     """A BFV parameter set: exact integer arithmetic modulo a plaintext prime ``t``.
 
     ``plain_modulus_bits`` sizes ``t`` (a batching prime, t ≡ 1 mod 2N, that the backend finds);
@@ -207,26 +222,10 @@ class BFVParams:
 
     SETTING: ClassVar[tuple[str, int]] = ("plain_modulus_bits", 20)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "coeff_mod_bit_sizes", tuple(int(b) for b in self.coeff_mod_bit_sizes))
-
-    @property
-    def slot_count(self) -> int:
-        """Slots of one batching row (a rotation cycles within a row)."""
-        return self.poly_modulus_degree // 2
-
-    @property
-    def total_bits(self) -> int:
-        return sum(self.coeff_mod_bit_sizes)
-
     @property
     def depth(self) -> int:
         """Ciphertext products a fresh ciphertext takes (the distance protocols need one)."""
         return 1
-
-    @property
-    def max_log_q(self) -> int | None:
-        return HE_STANDARD_MAX_LOG_Q.get(self.poly_modulus_degree, {}).get(self.security_level)
 
     @property
     def result_limit(self) -> float:
@@ -252,32 +251,6 @@ class BFVParams:
                     f"{MIN_BFV_BUDGET_BITS}: more or larger primes, or a smaller plain modulus"
                 )
         return out
-
-    def check(self) -> BFVParams:
-        problems = self.problems()
-        if problems:
-            raise ParameterError("; ".join(problems))
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "poly_modulus_degree": self.poly_modulus_degree,
-            "coeff_mod_bit_sizes": list(self.coeff_mod_bit_sizes),
-            "plain_modulus_bits": self.plain_modulus_bits,
-            "security_level": self.security_level,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BFVParams:
-        try:
-            return cls(
-                poly_modulus_degree=int(data["poly_modulus_degree"]),
-                coeff_mod_bit_sizes=tuple(int(b) for b in data["coeff_mod_bit_sizes"]),
-                plain_modulus_bits=int(data["plain_modulus_bits"]),
-                security_level=int(data["security_level"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ParameterError(f"malformed parameter set {data!r}: {exc}") from None
 
 
 #: BFV plain modulus sizes: at least 17 bits (a batching prime for N up to 32768), at most 30.
