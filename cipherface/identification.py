@@ -249,7 +249,7 @@ class Identifier:
             except WriteConflictError:  # the state moved while the key owner read it
                 continue
             except StaleBlockError:  # a block read just before another writer's commit, or a replay
-                if self.gallery.state().generation != state.generation:
+                if self._moved_since(state):
                     continue
                 raise
             versions = [r.version for r in change.rewrites.values()]
@@ -376,9 +376,13 @@ class Identifier:
         try:
             return self.custody.check_state(state)
         except StaleBlockError:
-            if self.gallery.state().generation != state.generation:
+            if self._moved_since(state):
                 raise StaleScanError("the gallery changed while its state was checked") from None
             raise
+
+    def _moved_since(self, state: GalleryState) -> bool:
+        """Whether the gallery committed since ``state`` was read."""
+        return self.gallery.state().generation != state.generation
 
     def checked_state(self) -> tuple[GalleryState, dict[int, BlockVersion]]:
         """The current state of the gallery and its blocks' versions, checked (read again if a writer

@@ -152,12 +152,12 @@ class EncryptedGallery:
         return self.slot_count - self.canaries
 
     def count(self) -> int:
-        return self.store.count() - self.canaries * len(self.store.seals())
+        return self.store.count() - self.canaries * self.store.block_count()
 
     def info(self) -> dict[str, Any]:
         meta = self.store.meta()
         n = self.count()
-        blocks = len(self.store.seals())
+        blocks = self.store.block_count()
         size = self.store.size_bytes()
         return {
             "path": str(self.store.path),

@@ -111,6 +111,9 @@ class GalleryStore:
     def seals(self) -> dict[int, str]:
         return dict(self._conn.execute("SELECT block, seal FROM seals"))
 
+    def block_count(self) -> int:
+        return self._conn.execute("SELECT COUNT(*) FROM seals").fetchone()[0]
+
     def seal_of(self, block: int) -> str | None:
         row = self._conn.execute("SELECT seal FROM seals WHERE block = ?", (block,)).fetchone()
         return row[0] if row else None
