@@ -299,6 +299,7 @@ class FHEBackend(ABC):
             )
         if not np.all(np.isfinite(arr)):
             raise DimensionError("vector contains NaN or infinity")
+        self.params.check_plain(arr)
         return arr
 
     # ------------------------------------------------------------ primitives
@@ -335,6 +336,7 @@ class FHEBackend(ABC):
             value = float(values)  # type: ignore[arg-type]
             if not np.isfinite(value):
                 raise DimensionError("scalar operand is NaN or infinity")
+            self.params.check_plain(value)
             return value
         return self._check_values(values)  # type: ignore[arg-type]
 

@@ -42,10 +42,13 @@ def require(backend: object, needed: Iterable[str], what: str) -> None:
 
 
 def protocol_for(backend: object, metric: str, *, gallery: bool = False):
-    """The protocol named ``metric``, refused if ``backend`` cannot run it (1:1, or the packed gallery)."""
+    """The protocol named ``metric`` in the arithmetic ``backend`` computes (reals, or quantised
+    integers on an exact backend), refused if the backend cannot run it (1:1, or the packed gallery)."""
     from cipherface.plugins import get_protocol
 
     protocol = get_protocol(metric)
+    if EXACT in getattr(backend, "capabilities", ()):
+        protocol = protocol.quantised()
     if gallery:
         require(backend, protocol.gallery_requires, f"the packed gallery for {metric!r}")
     else:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from cipherface.capabilities import protocol_for
 from cipherface.embedder import Embedder
 from cipherface.errors import CipherfaceError, EmbeddingError
 from cipherface.plugins import get_protocol
@@ -71,9 +72,9 @@ def evaluate_metric(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Every pair plaintext and encrypted (each photo encrypted once), with agreement statistics."""
-    protocol = get_protocol(metric)
+    protocol = protocol_for(owner.backend, metric)
     prepared = {name: protocol.prepare(e) for name, e in embeddings.items()}
-    encrypted = {name: owner.encrypt(e, metric) for name, e in prepared.items()}
+    encrypted = {name: owner.encrypt(e, metric) for name, e in embeddings.items()}
     plain, enc = [], []
     for pair in tqdm(pairs, desc=f"{metric} pairs ({owner.backend.name})", unit="pair", disable=not progress):
         plain.append(protocol.plaintext(prepared[pair.image_a], prepared[pair.image_b]))
@@ -82,6 +83,18 @@ def evaluate_metric(
     labels = np.array([p.same_person for p in pairs])
     cutoff = protocol.cutoff(threshold)
     agree = (plain_v <= cutoff) == (enc_v <= cutoff)
+    extra: dict[str, Any] = {}
+    if protocol.quant_scale:  # exact arithmetic: what quantisation costs against the float plaintext
+        real = get_protocol(metric)
+        real_v = np.array(
+            [real.plaintext(real.prepare(embeddings[p.image_a]), real.prepare(embeddings[p.image_b])) for p in pairs]
+        )
+        real_cut = real.cutoff(threshold)
+        extra = {
+            "quantisation": {"scale": protocol.quant_scale, "bits": 8},
+            "float_plaintext": rates(real_v, labels, real_cut),
+            "float_decision_agreement": float(np.mean((real_v <= real_cut) == (enc_v <= cutoff))),
+        }
     return {
         "metric": metric,
         "threshold": threshold,
@@ -93,6 +106,7 @@ def evaluate_metric(
         "decision_agreement": float(np.mean(agree)),
         "disagreeing_pairs": [f"{p.image_a},{p.image_b}" for p, ok in zip(pairs, agree) if not ok],
         "max_abs_error": float(np.max(np.abs(enc_v - plain_v))),
+        **extra,
         "_values": {"plaintext": plain_v, "encrypted": enc_v, "labels": labels},
     }
 

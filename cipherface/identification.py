@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from cipherface.capabilities import protocol_for
 from cipherface.errors import GalleryError, IntegrityError, StaleBlockError, StaleScanError, WriteConflictError
 from cipherface.gallery import Directory, EncryptedGallery, decrypt_scores, encrypt_probe
 from cipherface.gallery.custody import CANARIES_PER_BLOCK, Custody, Rewrite
 from cipherface.gallery.directory import BlockVersion
 from cipherface.gallery.encrypted_gallery import GalleryState, new_ids
 from cipherface.gallery.seal import check_manifest, manifest_tag, open_seal
-from cipherface.plugins import get_protocol
 from cipherface.roles import KeyOwner, checked_threshold
 from cipherface.timing import Stopwatch
 
@@ -99,7 +99,7 @@ class Identifier:
         self.owner = owner
         self.gallery = gallery
         self.directory = directory
-        self.protocol = get_protocol(gallery.metric)
+        self.protocol = protocol_for(owner.backend, gallery.metric, gallery=True)
         self.custody = Custody(
             owner.backend,
             self.protocol,
@@ -189,7 +189,8 @@ class Identifier:
         for e in embeddings:
             if np.asarray(e).shape != (self.gallery.dim,):
                 raise GalleryError(f"embedding of shape {np.asarray(e).shape}; this gallery holds d={self.gallery.dim}")
-            rows.append(self.protocol.gallery_row(self.protocol.check_input(self.protocol.prepare(e), limit)))
+            self.protocol.check_input(self.protocol.prepare(e), limit)
+            rows.append(self.protocol.gallery_row(e))
         ids: list[str] = []
         step = self.gallery.capacity
         bar = tqdm(total=len(names), desc="enrolling", unit="id", disable=not progress or len(names) < 2)

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Self
 
-from cipherface.errors import ParameterError
+from cipherface.errors import DimensionError, ParameterError
 
 #: Largest log2(q) allowed for a security level, by polynomial modulus degree:
 #: HomomorphicEncryption.org standard, classical attacks, ternary secret.
@@ -71,6 +71,11 @@ class SchemeParams:
         return self.poly_modulus_degree // 2
 
     @property
+    def scale(self) -> float:
+        """The factor a value is encoded with (1: integers, encoded exactly)."""
+        return 1.0
+
+    @property
     def total_bits(self) -> int:
         return sum(self.coeff_mod_bit_sizes)
 
@@ -80,6 +85,23 @@ class SchemeParams:
 
     def problems(self) -> list[str]:
         raise NotImplementedError
+
+    # a ciphertext's level: "multiplications left" for the protocols, a position in SEAL's chain
+    @property
+    def top_index(self) -> int:
+        """Chain index of a fresh ciphertext (every data prime; the last prime is the special one)."""
+        return len(self.coeff_mod_bit_sizes) - 2
+
+    def chain_index(self, depth: int) -> int:
+        """Where in the modulus chain (SEAL's chain index) a ciphertext with ``depth`` products left sits."""
+        return depth
+
+    def depth_at(self, chain_index: int) -> int:
+        """The products left to a ciphertext at ``chain_index`` (inverse of :meth:`chain_index`)."""
+        return chain_index
+
+    def check_plain(self, values: Any) -> None:
+        """Refuse plaintext values this scheme cannot encode exactly enough (default: any finite real)."""
 
     def check(self) -> Self:
         """Raise :class:`ParameterError` naming every problem; return self if there is none."""
@@ -232,6 +254,41 @@ class BFVParams(SchemeParams):
         """Largest magnitude the key owner lets a result reach: half of t/2."""
         return float(2 ** (self.plain_modulus_bits - 2))
 
+    @property
+    def product_index(self) -> int | None:
+        """Chain index a product is switched down to: the fewest data primes that keep
+        ``PRODUCT_BITS_ABOVE_T`` bits above t (smaller, cheaper to rotate); None if only the top does."""
+        bits = self.coeff_mod_bit_sizes[:-1]
+        for index in range(self.top_index):
+            if sum(bits[: index + 1]) >= self.plain_modulus_bits + PRODUCT_BITS_ABOVE_T:
+                return index
+        return None
+
+    def chain_index(self, depth: int) -> int:
+        # BFV has no rescale: depth 1 is the top of the chain, depth 0 the level a product is switched to
+        return self.top_index if depth >= 1 else int(self.product_index or 0)
+
+    def depth_at(self, chain_index: int) -> int:
+        if chain_index == self.top_index:
+            return 1
+        if chain_index == self.product_index:
+            return 0
+        raise ValueError(f"chain index {chain_index} is not a level this BFV parameter set uses")
+
+    def check_plain(self, values: Any) -> None:
+        import numpy as np
+
+        arr = np.asarray(values, dtype=np.float64)
+        if not np.all(arr == np.round(arr)):
+            raise DimensionError(
+                "BFV encrypts integers: quantise the values first (the protocols do, see docs/schemes.md)"
+            )
+        bound = 2 ** (self.plain_modulus_bits - 1)
+        if np.any(np.abs(arr) >= bound):
+            raise DimensionError(
+                f"BFV values must lie within ±{bound - 1} (plain modulus of {self.plain_modulus_bits} bits)"
+            )
+
     def problems(self) -> list[str]:
         out = _security_problems(self.poly_modulus_degree, self.coeff_mod_bit_sizes, self.security_level)
         bits, t = self.coeff_mod_bit_sizes, self.plain_modulus_bits
@@ -242,6 +299,11 @@ class BFVParams(SchemeParams):
                 out.append(
                     f"the special (last) prime has {bits[-1]} bits, fewer than the {max(bits[:-1])}-bit prime "
                     "before it: key switching then adds noise beyond the budget"
+                )
+            if self.product_index is None:
+                out.append(
+                    f"no level below the top of {list(bits)} keeps {PRODUCT_BITS_ABOVE_T} bits above the "
+                    f"{t}-bit plain modulus: add a data prime (a product is switched down to a lower level)"
                 )
             budget = sum(bits[:-1]) - 2 * t - self.poly_modulus_degree.bit_length()
             if budget < MIN_BFV_BUDGET_BITS:
@@ -257,6 +319,9 @@ class BFVParams(SchemeParams):
 MIN_PLAIN_BITS, MAX_PLAIN_BITS = 17, 30
 #: Noise budget (bits) a BFV set must keep after one product: relinearisation and log2(d) rotations.
 MIN_BFV_BUDGET_BITS = 40
+#: Bits above t the primes of a product's level must hold: its noise after the switch down and
+#: log2(d) rotations (measured with SEAL: 15 bits of budget left at t+23 bits, 22 at t+30).
+PRODUCT_BITS_ABOVE_T = 28
 
 PRESETS: dict[str, CKKSParams] = {
     "n8192-s128": CKKSParams(8192, (60, 40, 40, 60), 40, 128),

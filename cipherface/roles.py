@@ -29,7 +29,7 @@ from cipherface.integrity import (
     new_nonce,
 )
 from cipherface.params import CKKSParams
-from cipherface.plugins import get_backend, get_protocol
+from cipherface.plugins import get_backend
 
 SECRET_FILE = "secret.cfk"
 PUBLIC_FILE = "public.cfk"
@@ -129,7 +129,7 @@ class KeyOwner:
         nonce = new_nonce()
         slots = np.zeros(start + CANARY_SLOTS)
         slots[: prepared.size] = prepared
-        slots[start:] = canary_values(self.backend.integrity_key, nonce)
+        slots[start:] = protocol.encode(canary_values(self.backend.integrity_key, nonce))
         ct = self.backend.encrypt(slots)
         return self.backend.dump_ciphertext(ct, meta={"metric": metric, "dim": int(prepared.size), "nonce": nonce})
 
@@ -138,7 +138,7 @@ class KeyOwner:
 
         The key owner's own ``metric`` is used, never the header's; the result is refused unless
         its canaries are the ones planted and its value is one the metric can produce."""
-        protocol = get_protocol(metric)
+        protocol = protocol_for(self.backend, metric)
         ct, meta = self.backend.load_ciphertext(blob, kind=envelope.RESULT)
         if meta.get("metric") != metric:
             raise IntegrityError(
@@ -154,7 +154,7 @@ class KeyOwner:
         if not canaries_fit(start, self.backend.slot_count):
             raise IntegrityError(f"the result's header gives an embedding length {dim} no canary fits behind")
         key = self.backend.integrity_key
-        u, v = (canary_values(key, checked_nonce(n, "a compared ciphertext")) for n in nonces)
+        u, v = (protocol.encode(canary_values(key, checked_nonce(n, "a compared ciphertext"))) for n in nonces)
         slots = self.backend.decrypt(ct, start + CANARY_SLOTS)
         check_canaries(slots[start:], protocol.window_values(u, v, dim, CANARY_SLOTS), "the result")
         protocol.check_values(slots[0], self.backend.params.result_limit, "the result")
@@ -164,7 +164,7 @@ class KeyOwner:
         """Decrypt a result for ``metric`` (the key owner's record) and decide against ``threshold``."""
         threshold = checked_threshold(threshold)
         value = self.decrypt_result(blob, metric)
-        protocol = get_protocol(metric)
+        protocol = protocol_for(self.backend, metric)
         return Decision(
             metric=protocol.name,
             value=value,

@@ -21,7 +21,6 @@ from cipherface.errors import (
     WriteConflictError,
 )
 from cipherface.gallery.store import GalleryStore
-from cipherface.plugins import get_protocol
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ class EncryptedGallery:
         self.metric: str = meta["metric"]
         self.dim: int = meta["dim"]
         self.width: int = meta["width"]
-        self.protocol = get_protocol(self.metric)
+        self.protocol = protocol_for(backend, self.metric, gallery=True)
         self._blocks: dict[int, list[Ciphertext]] = {}
         self._blocks_key: tuple[int, tuple[int, int]] | None = None  # (generation, part) they were loaded for
         self.gallery_id: str = meta["gallery_id"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import numpy as np
 
 from cipherface.backend import Ciphertext, FHEBackend
-from cipherface.capabilities import APPROXIMATE, CT_MULTIPLY, ROTATION
+from cipherface.capabilities import APPROXIMATE, CT_MULTIPLY, EXACT, ROTATION
 from cipherface.errors import DimensionError, IntegrityError, RangeError
 
 
@@ -30,14 +31,49 @@ class DistanceProtocol(ABC):
     depth: ClassVar[int] = 1
     #: What the decrypted value is, for users (e.g. "squared Euclidean distance").
     value_name: ClassVar[str]
+    #: Quantisation steps per unit for exact (integer) arithmetic; None: reals (approximate).
+    quant_scale: int | None = None
+
+    def quantised(self, scale: int | None = None) -> Self:
+        """This protocol on integers, for backends with exact arithmetic (BFV): every prepared
+        component is rounded to ``round(x · scale)``, at most ``QUANT_MAX`` in magnitude (8 bits
+        with the default scale), and every value is in those units (``unit`` = scale² for 1)."""
+        out = copy.copy(self)
+        out.quant_scale = int(scale or QUANT_SCALE)
+        out.requires = (self.requires - {APPROXIMATE}) | {EXACT}
+        out.gallery_requires = (self.gallery_requires - {APPROXIMATE}) | {EXACT}
+        return out
+
+    @property
+    def unit(self) -> float:
+        """The value 1 in this protocol's units (scale² when quantised: products of two inputs)."""
+        return float(self.quant_scale**2) if self.quant_scale else 1.0
 
     def prepare(self, embedding: np.ndarray) -> np.ndarray:
+        """What is encrypted for an embedding: the metric's normalisation, then (exact arithmetic) quantisation."""
         arr = np.asarray(embedding, dtype=np.float64)
         if arr.ndim != 1 or arr.size == 0:
             raise DimensionError(f"an embedding must be a non-empty 1-D vector, got shape {arr.shape}")
         if not np.all(np.isfinite(arr)):
             raise DimensionError("embedding contains NaN or infinity")
+        return self.encode(self.normalise(arr))
+
+    def normalise(self, arr: np.ndarray) -> np.ndarray:
+        """The metric's own preparation on reals (e.g. L2-normalisation)."""
         return arr
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        """Reals in prepared units as this protocol computes on them: as they are, or quantised."""
+        if not self.quant_scale:
+            return values
+        q = np.round(np.asarray(values, dtype=np.float64) * self.quant_scale)
+        if np.any(np.abs(q) > QUANT_MAX):
+            worst = float(np.max(np.abs(values)))
+            raise RangeError(
+                f"a component of magnitude {worst:.4g} does not fit the {self.name} protocol's 8-bit quantisation "
+                f"(at most {QUANT_MAX / self.quant_scale:.4g}): scale the embeddings down"
+            )
+        return q
 
     @abstractmethod
     def encrypted(self, backend: FHEBackend, a: Ciphertext, b: Ciphertext, dim: int) -> Ciphertext:
@@ -118,6 +154,10 @@ class DistanceProtocol(ABC):
         pa[: len(a)], pb[: len(b)] = a, b
         return np.array([self.plaintext(pa[k : k + size], pb[k : k + size]) for k in range(count)])
 
+
+#: Default quantisation for exact arithmetic: 127 steps per unit, components within ±127 (8 bits).
+QUANT_SCALE = 127
+QUANT_MAX = 127
 
 #: Absolute slack around a metric's range: CKKS noise on a genuine result is orders below it.
 VALUE_SLACK = 1e-3

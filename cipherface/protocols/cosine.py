@@ -13,8 +13,7 @@ class Cosine(DistanceProtocol):
     depth = 1
     value_name = "cosine distance"
 
-    def prepare(self, embedding):
-        arr = super().prepare(embedding)
+    def normalise(self, arr):
         norm = np.linalg.norm(arr)
         if norm == 0:
             raise DimensionError("cosine distance is undefined for an all-zero embedding")
@@ -23,23 +22,29 @@ class Cosine(DistanceProtocol):
     def encrypted(self, backend, a, b, dim):
         # nothing multiplies after this: rotate at the lowest level, where key switching is cheapest
         dot = backend.sum_slots(backend.drop_to_depth(backend.multiply(a, b), 0), dim)
-        return backend.add_plain(backend.negate(dot), 1.0)
+        return backend.add_plain(backend.negate(dot), self.unit)
 
     def plaintext(self, a, b):
-        return float(1.0 - np.asarray(a, dtype=np.float64) @ np.asarray(b, dtype=np.float64))
+        return float(self.unit - np.asarray(a, dtype=np.float64) @ np.asarray(b, dtype=np.float64))
 
     def gallery_row(self, embedding):
         return self.prepare(embedding)
 
     def probe_row(self, embedding):
         # 1 - ĝ·p̂ = ĝ·(-p̂) + 1
-        return -self.prepare(embedding), 1.0
+        return -self.prepare(embedding), self.unit
 
     def cutoff(self, threshold):
-        return float(threshold)
+        return float(threshold) * self.unit
+
+    def distance(self, value):
+        return float(value) / self.unit
 
     def result_bound(self, norm):
-        return 2.0  # inputs are unit vectors: dot products in [-1, 1], distances in [0, 2]
+        # inputs are unit vectors (norm 1; quantised: about the scale): dot products within ±norm²
+        return self.unit + norm * norm
 
     def value_range(self, limit):
-        return 0.0, 2.0
+        # unit vectors: distances in [0, 2]; quantised ones have norms within 2·scale after rounding
+        reach = float(2 * self.quant_scale) ** 2 if self.quant_scale else 1.0
+        return self.unit - reach, self.unit + reach

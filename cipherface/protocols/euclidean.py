@@ -34,7 +34,7 @@ class Euclidean(DistanceProtocol):
         return np.append(-2.0 * p, 1.0), float(p @ p)
 
     def cutoff(self, threshold):
-        return float(threshold) ** 2
+        return float(threshold) ** 2 * self.unit
 
     def result_bound(self, norm):
         # (|a| + |b|)² bounds d² and every partial sum; the gallery's |g|² - 2g·p stays within 3·norm²
@@ -45,4 +45,4 @@ class Euclidean(DistanceProtocol):
 
     def distance(self, value):
         # CKKS noise can make a zero distance decrypt slightly negative
-        return math.sqrt(max(float(value), 0.0))
+        return math.sqrt(max(float(value), 0.0) / self.unit)

@@ -8,20 +8,29 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 
 from cipherface import CKKSParams, FHEBackend, hookimpl
+from cipherface.capabilities import CT_MULTIPLY, EXACT, ROTATION
 from cipherface.errors import CipherfaceError, EnvelopeError, ParameterError, SecretKeyRequiredError
+from cipherface.params import BFVParams
 from cipherface.plugins import LazyModule
 
 pyfhel = LazyModule("Pyfhel")  # loaded when the backend is first used, not when it is registered
 
 
-def _context(params: CKKSParams):
+def _context(params: CKKSParams | BFVParams):
     he = pyfhel.Pyfhel()
+    scheme = (
+        {"scheme": "bfv", "t_bits": params.plain_modulus_bits}
+        if isinstance(params, BFVParams)
+        else {
+            "scheme": "ckks",
+            "scale": params.scale,
+        }
+    )
     status = he.contextGen(
-        scheme="ckks",
         n=params.poly_modulus_degree,
-        scale=params.scale,
         qi_sizes=list(params.coeff_mod_bit_sizes),
         sec=params.security_level,
+        **scheme,
     )
     if status != "success: valid":
         raise ParameterError(f"SEAL (via Pyfhel) refuses {params.to_dict()}: {status}")
@@ -95,7 +104,11 @@ class PyfhelBackend(FHEBackend):
         return self._secret
 
     def depth_left(self, ct) -> int:
-        return self.params.depth - ct.mod_level
+        return self.params.depth_at(self.params.top_index - ct.mod_level)
+
+    def _level_of(self, depth: int) -> int:
+        """Pyfhel's ``mod_level`` (switches from the top) of a ciphertext with ``depth`` products left."""
+        return self.params.top_index - self.params.chain_index(depth)
 
     @staticmethod
     def _at(ct, level: int):
@@ -117,7 +130,7 @@ class PyfhelBackend(FHEBackend):
 
     # --------------------------------------------------------- primitives
     def _encrypt(self, values, depth):
-        level = self.params.depth - depth
+        level = self._level_of(depth)
         return self._at(self._he.encryptPtxt(self._encode(values, level, self.params.scale)), level)
 
     def _decrypt(self, ct):
@@ -145,15 +158,13 @@ class PyfhelBackend(FHEBackend):
         out = self._he.multiply(a, b, in_new_ctxt=True)
         if relinearize:
             self._he.relinearize(out)
-        if rescale:
-            self._he.rescale_to_next(out)
-        return self._at(out, a.mod_level + rescale)
+        out = self._at(out, a.mod_level)
+        return self._rescale(out) if rescale else out
 
     def _multiply_plain(self, a, plain, rescale):
         out = self._he.multiply_plain(a, self._encode(plain, a.mod_level, self.params.scale), in_new_ctxt=True)
-        if rescale:
-            self._he.rescale_to_next(out)
-        return self._at(out, a.mod_level + rescale)
+        out = self._at(out, a.mod_level)
+        return self._rescale(out) if rescale else out
 
     def relinearize(self, a):
         out = pyfhel.PyCtxt(copy_ctxt=a)
@@ -167,9 +178,14 @@ class PyfhelBackend(FHEBackend):
 
     def _drop_level(self, a, levels):
         out = pyfhel.PyCtxt(copy_ctxt=a)
-        for _ in range(levels):
+        target = self._level_of(self.depth_left(a) - levels)
+        for _ in range(target - a.mod_level):
             self._he.mod_switch_to_next(out)
-        return self._at(out, a.mod_level + levels)
+        return self._at(out, target)
+
+    def _primes_at(self, depth: int) -> int:
+        """Primes a serialised ciphertext with ``depth`` products left holds."""
+        return self.params.chain_index(depth) + 1
 
     def _rotate(self, a, step):
         if self._he.is_rotate_key_empty():  # Pyfhel would generate Galois keys here
@@ -183,12 +199,52 @@ class PyfhelBackend(FHEBackend):
         ct = pyfhel.PyCtxt(pyfhel=self._he, bytestring=data)
         # Pyfhel's view of a loaded ciphertext has no level: the envelope records it; check it
         # against the ciphertext's size (polynomials x N x primes x 8 bytes, plus a small header)
-        primes = len(data) // (ct.size() * self.params.poly_modulus_degree * 8)
-        if primes != depth + 1:
-            raise ValueError(f"{primes} prime(s) in the ciphertext, {depth + 1} for {depth} level(s) left")
-        return self._at(ct, self.params.depth - depth)
+        primes, want = len(data) // (ct.size() * self.params.poly_modulus_degree * 8), self._primes_at(depth)
+        if primes != want:
+            raise ValueError(f"{primes} prime(s) in the ciphertext, {want} for {depth} level(s) left")
+        return self._at(ct, self._level_of(depth))
+
+
+class PyfhelBFVBackend(PyfhelBackend):
+    """BFV through Pyfhel: exact integers modulo t in the first batching row (``slot_count`` = N/2,
+    within which rotations cycle); a product is switched down to a lower level."""
+
+    name = "pyfhel-bfv"
+    scheme = "bfv"
+    params_type = BFVParams
+    capabilities = frozenset({CT_MULTIPLY, ROTATION, EXACT})
+
+    def _encode(self, plain, level, scale):
+        row = np.zeros(self.params.poly_modulus_degree, dtype=np.int64)
+        if isinstance(plain, float):
+            row[: self.slot_count] = int(plain)
+        else:
+            row[: plain.size] = plain.astype(np.int64)
+        return self._he.encodeInt(row)  # a BFV plaintext is valid at every level
+
+    def _encrypt(self, values, depth):
+        ct = self._at(self._he.encryptPtxt(self._encode(values, 0, 1.0)), 0)  # BFV encrypts at the top
+        return self._drop_level(ct, self.params.depth - depth) if depth < self.params.depth else ct
+
+    def _decrypt(self, ct):
+        if self._he.is_secret_key_empty():  # Pyfhel segfaults decrypting without one
+            raise SecretKeyRequiredError("cannot decrypt: this Pyfhel context holds no secret key")
+        return self._he.decryptInt(ct)[: self.slot_count]
+
+    def _rescale(self, a):
+        return self._drop_level(a, 1)
+
+    # Pyfhel 3.5's mod_switch_to_next leaves a BFV ciphertext as it is (its noise budget and size do
+    # not change): the ciphertext stays at the top of the chain, and ``mod_level`` only counts the
+    # product taken, so the level is still tracked (and recorded in the envelope) as on TenSEAL
+    def _drop_level(self, a, levels):
+        return self._at(pyfhel.PyCtxt(copy_ctxt=a), self._level_of(self.depth_left(a) - levels))
+
+    def _primes_at(self, depth):
+        return self.params.top_index + 1
 
 
 @hookimpl
 def register_backends(register):
     register(PyfhelBackend)
+    register(PyfhelBFVBackend)

@@ -22,8 +22,9 @@ import numpy as np
 
 from cipherface import CKKSParams, FHEBackend, hookimpl
 from cipherface.backend import galois_element
-from cipherface.capabilities import SEEDED_ENCRYPTION
+from cipherface.capabilities import CT_MULTIPLY, EXACT, ROTATION, SEEDED_ENCRYPTION
 from cipherface.errors import EnvelopeError, ParameterError
+from cipherface.params import BFVParams
 from cipherface.plugins import LazyModule
 
 seal = LazyModule("tenseal.sealapi")  # loaded when the backend is first used, not when it is registered
@@ -90,10 +91,13 @@ def _alive(pid: int) -> bool:
 _scratch = _Scratch()
 
 
-def _context(params: CKKSParams):
-    parms = seal.EncryptionParameters(seal.SCHEME_TYPE.CKKS)
+def _context(params: CKKSParams | BFVParams):
+    bfv = isinstance(params, BFVParams)
+    parms = seal.EncryptionParameters(seal.SCHEME_TYPE.BFV if bfv else seal.SCHEME_TYPE.CKKS)
     parms.set_poly_modulus_degree(params.poly_modulus_degree)
     parms.set_coeff_modulus(seal.CoeffModulus.Create(params.poly_modulus_degree, list(params.coeff_mod_bit_sizes)))
+    if bfv:
+        parms.set_plain_modulus(seal.PlainModulus.Batching(params.poly_modulus_degree, params.plain_modulus_bits))
     level = {128: seal.SEC_LEVEL_TYPE.TC128, 192: seal.SEC_LEVEL_TYPE.TC192, 256: seal.SEC_LEVEL_TYPE.TC256}
     context = seal.SEALContext(parms, True, level[params.security_level])
     if not context.parameters_set():
@@ -115,7 +119,7 @@ class TenSEALBackend(FHEBackend):
         self._relin_keys = relin_keys
         self._galois_keys = galois_keys
         self._secret_key = secret_key
-        self._encoder = seal.CKKSEncoder(context)
+        self._encoder = self._make_encoder(context)
         self._evaluator = seal.Evaluator(context)
         self._encryptor = seal.Encryptor(context, public_key)
         self._decryptor = seal.Decryptor(context, secret_key) if secret_key is not None else None
@@ -170,9 +174,13 @@ class TenSEALBackend(FHEBackend):
         return self._decryptor is not None
 
     def depth_left(self, ct) -> int:
-        return self._context.get_context_data(ct.parms_id()).chain_index()
+        return self.params.depth_at(self._context.get_context_data(ct.parms_id()).chain_index())
 
     # ------------------------------------------------------------ helpers
+    @staticmethod
+    def _make_encoder(context):
+        return seal.CKKSEncoder(context)
+
     def _encode(self, values: np.ndarray | float, parms_id, scale: float):
         pt = seal.Plaintext()
         if isinstance(values, float):
@@ -183,15 +191,16 @@ class TenSEALBackend(FHEBackend):
 
     # --------------------------------------------------------- primitives
     def _parms_at(self, depth: int):
+        index = self.params.chain_index(depth)
         data = self._context.first_context_data()
-        while data.chain_index() > depth:
+        while data.chain_index() > index:
             data = data.next_context_data()
         return data.parms_id()
 
     def _encrypt(self, values, depth):
         ct = seal.Ciphertext()
         self._encryptor.encrypt(self._encode(values, self._parms_at(depth), self.params.scale), ct)
-        return ct
+        return self._drop_level(ct, self.depth_left(ct) - depth) if self.depth_left(ct) > depth else ct
 
     def _encrypt_seeded(self, values, depth):
         # SEAL's symmetric encryption returns a Serializable whose random half is saved as a seed
@@ -233,14 +242,14 @@ class TenSEALBackend(FHEBackend):
         if relinearize:
             self._evaluator.relinearize_inplace(out, self._relin_keys)
         if rescale:
-            self._evaluator.rescale_to_next_inplace(out)
+            self._next_level(out)
         return out
 
     def _multiply_plain(self, a, plain, rescale):
         out = seal.Ciphertext()
         self._evaluator.multiply_plain(a, self._encode(plain, a.parms_id(), self.params.scale), out)
         if rescale:
-            self._evaluator.rescale_to_next_inplace(out)
+            self._next_level(out)
         return out
 
     def _inner_product(self, a, b):
@@ -254,7 +263,7 @@ class TenSEALBackend(FHEBackend):
             ev.multiply(x, y, tmp)
             ev.add_inplace(acc, tmp)
         ev.relinearize_inplace(acc, self._relin_keys)
-        ev.rescale_to_next_inplace(acc)
+        self._next_level(acc)
         return acc
 
     def relinearize(self, a):
@@ -267,12 +276,14 @@ class TenSEALBackend(FHEBackend):
         self._evaluator.rescale_to_next(a, out)
         return out
 
+    def _next_level(self, ct) -> None:
+        """In place, after a product: CKKS divides out one prime (rescale)."""
+        self._evaluator.rescale_to_next_inplace(ct)
+
     def _drop_level(self, a, levels):
-        for _ in range(levels):
-            out = seal.Ciphertext()
-            self._evaluator.mod_switch_to_next(a, out)
-            a = out
-        return a
+        out = seal.Ciphertext()
+        self._evaluator.mod_switch_to(a, self._parms_at(self.depth_left(a) - levels), out)
+        return out
 
     def _rotate(self, a, step):
         out = seal.Ciphertext()
@@ -286,6 +297,52 @@ class TenSEALBackend(FHEBackend):
         return _scratch.load(seal.Ciphertext(), self._context, data)
 
 
+class TenSEALBFVBackend(TenSEALBackend):
+    """BFV on the same SEAL: exact integers modulo t, packed in the first batching row (so rotations
+    cycle over ``slot_count`` = N/2 slots as in CKKS); a product is switched down to a lower level."""
+
+    name = "tenseal-bfv"
+    scheme = "bfv"
+    params_type = BFVParams
+    capabilities = frozenset({CT_MULTIPLY, ROTATION, EXACT, SEEDED_ENCRYPTION})
+
+    @staticmethod
+    def _make_encoder(context):
+        return seal.BatchEncoder(context)
+
+    def _encode(self, values, parms_id, scale):
+        row = np.zeros(self.params.poly_modulus_degree, dtype=np.int64)
+        if isinstance(values, float):
+            row[: self.slot_count] = int(values)
+        else:
+            row[: values.size] = values.astype(np.int64)
+        pt = seal.Plaintext()
+        self._encoder.encode(row.tolist(), pt)  # a BFV plaintext is valid at every level
+        return pt
+
+    def _encrypt_seeded(self, values, depth):
+        if depth < self.params.depth:  # symmetric encryption is at the top; the seed does not survive a switch
+            return self._serialize(self._encrypt(values, depth))
+        return super()._encrypt_seeded(values, depth)
+
+    def _decrypt(self, ct):
+        pt = seal.Plaintext()
+        self._decryptor.decrypt(ct, pt)
+        return self._encoder.decode_int64(pt)[: self.slot_count]
+
+    def _next_level(self, ct) -> None:
+        self._evaluator.mod_switch_to_inplace(ct, self._parms_at(0))
+
+    def _rescale(self, a):
+        return self._drop_level(a, 1)
+
+    def _rotate(self, a, step):
+        out = seal.Ciphertext()
+        self._evaluator.rotate_rows(a, step, self._galois_keys, out)
+        return out
+
+
 @hookimpl
 def register_backends(register):
     register(TenSEALBackend)
+    register(TenSEALBFVBackend)
