@@ -9,6 +9,7 @@ a backend does not declare (``FHEBackend.capabilities``) are skipped with a reas
 from cipherface.testing.conformance._base import PROTOCOL_TOLERANCE, needs, protocol_errors
 from cipherface.testing.conformance.dimensions import DimensionTests
 from cipherface.testing.conformance.envelope import EnvelopeTests
+from cipherface.testing.conformance.exact import ExactTests
 from cipherface.testing.conformance.keys import KeyTests
 from cipherface.testing.conformance.precision import PrecisionTests
 from cipherface.testing.conformance.presets import PresetTests
@@ -19,6 +20,7 @@ from cipherface.testing.conformance.threads import ThreadSafetyTests
 _CAPABILITY_CLASSES = (
     KeyTests,
     PrecisionTests,
+    ExactTests,
     DimensionTests,
     PrimitiveTests,
     ProtocolTests,
@@ -40,6 +42,7 @@ __all__ = [
     "BackendConformance",
     "DimensionTests",
     "EnvelopeTests",
+    "ExactTests",
     "KeyTests",
     "PrecisionTests",
     "PresetTests",

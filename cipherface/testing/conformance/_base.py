@@ -9,9 +9,11 @@ import pytest
 
 from cipherface import envelope
 from cipherface.backend import FHEBackend, power_of_two_steps
+from cipherface.capabilities import EXACT, protocol_for
+from cipherface.errors import CipherfaceError
 from cipherface.gallery.packing import decrypt_scores, encrypt_block, encrypt_probe
-from cipherface.params import CKKSParams
-from cipherface.plugins import get_protocol
+from cipherface.params import DEFAULT_PRESETS, SchemeParams
+from cipherface.protocols.base import DistanceProtocol
 
 DIMS = (1, 128, 512, 4096)
 PROTOCOLS = ("euclidean", "cosine")
@@ -19,6 +21,24 @@ PROTOCOLS = ("euclidean", "cosine")
 #: parameter set (docs/plugin-authors.md). Measured here: at most 2e-5 (N=32768); a chain
 #: whose special prime is too small is off by 0.1 to 3.
 PROTOCOL_TOLERANCE = 1e-4
+#: Backends with exact arithmetic compute on integers: test reals are scaled by this and rounded.
+EXACT_TEST_SCALE = 100
+
+
+def fitted(p: DistanceProtocol, v: np.ndarray, limit: float) -> np.ndarray:
+    """A test input as the key owner would accept it: unchanged for a protocol on reals; for a
+    quantised one, scaled down (by 0.9 at a time) until it fits the quantisation range and no
+    result can pass ``limit``."""
+    v = np.asarray(v, dtype=np.float64)
+    if not p.quant_scale or not np.any(v):
+        return v
+    for _ in range(200):
+        try:
+            p.check_input(p.prepare(v), limit)
+            return v
+        except CipherfaceError:
+            v = v * 0.9
+    raise AssertionError("no scaled copy of the test input fits the protocol")
 
 
 def assert_close(actual, expected, tol: float, what: str) -> None:
@@ -40,12 +60,12 @@ def _secret_only_parts(secret_blob: bytes, public_blob: bytes) -> list[tuple[str
     return found or None
 
 
-def _cases(protocol: str, dim: int, limit: float, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _cases(p: DistanceProtocol, dim: int, limit: float, rng: np.random.Generator) -> dict[str, tuple]:
     """Random and adversarial input pairs; the largest are as large as the key owner allows."""
-    big = np.sqrt(limit) / 2 * (1 - 1e-9)  # euclidean: 4·norm² = limit
+    big = np.sqrt(limit) / 2 * (1 - 1e-9) / (p.quant_scale or 1)  # euclidean: 4·norm² = limit
     spread = np.zeros(dim)
     spread[::2] = big / np.sqrt((dim + 1) // 2)
-    return {
+    cases = {
         "random": (rng.normal(size=dim), rng.normal(size=dim)),
         "identical": (np.full(dim, 0.3), np.full(dim, 0.3)),
         "opposite": (np.ones(dim), -np.ones(dim)),
@@ -54,9 +74,10 @@ def _cases(protocol: str, dim: int, limit: float, rng: np.random.Generator) -> d
         "largest_opposite": (np.eye(dim)[0] * big, -np.eye(dim)[0] * big),
         "largest_spread": (spread, -spread),
     }
+    return {case: (fitted(p, a, limit), fitted(p, b, limit)) for case, (a, b) in cases.items()}
 
 
-def protocol_errors(backend_class: type[FHEBackend], name: str, params: CKKSParams, tol: float) -> list[str]:
+def protocol_errors(backend_class: type[FHEBackend], name: str, params: SchemeParams, tol: float) -> list[str]:
     """Every protocol, on fresh keys for ``params``, 1:1 at d=128 and 512 and the packed gallery
     kernel, against numpy: the failures, each naming the case.
 
@@ -72,14 +93,14 @@ def protocol_errors(backend_class: type[FHEBackend], name: str, params: CKKSPara
             failures.append(f"{what}: error {err:.3g} > {tol:g}")
 
     for metric in PROTOCOLS:
-        p = get_protocol(metric)
+        p = protocol_for(backend, metric)
         for dim in (128, 512):
-            for case, (a, b) in _cases(metric, dim, params.result_limit, rng).items():
+            for case, (a, b) in _cases(p, dim, params.result_limit, rng).items():
                 pa, pb = p.prepare(a), p.prepare(b)
                 ct = p.encrypted(backend, backend.encrypt(pa), backend.encrypt(pb), dim)
                 compare(backend.decrypt(ct, 1)[:1], np.array([p.plaintext(pa, pb)]), f"{metric} d={dim} {case}")
         # the packed gallery kernel (d=32 keeps it quick): identities, one as large as allowed, against probes
-        cases = _cases(metric, 32, params.result_limit, rng)
+        cases = _cases(p, 32, params.result_limit, rng)
         gallery = [cases["random"][0], cases["one_hot"][0], cases["largest_spread"][0], cases["tiny"][0]]
         slots = [(0, s) for s in (0, 1, 7, backend.slot_count - 1)]
         block = np.zeros((len(p.gallery_row(gallery[0])), backend.slot_count))
@@ -117,8 +138,32 @@ class _Fixtures:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def preset(cls) -> str:
-        return "n8192-s128"
+    def preset(cls, backend_class) -> str:
+        return DEFAULT_PRESETS[backend_class.scheme]
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def protocol_tolerance(cls) -> float:
+        return PROTOCOL_TOLERANCE
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def extra_parameter_sets(cls) -> dict[str, SchemeParams]:
+        """Parameter sets to check beside the presets (``cipherface conformance --params``)."""
+        return {}
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def plain(cls, backend_class):
+        """Test data as the backend computes on it: reals (approximate arithmetic) or integers
+        (exact arithmetic: the reals times ``EXACT_TEST_SCALE``, rounded)."""
+        exact = EXACT in backend_class.capabilities
+
+        def encode(x):
+            arr = np.asarray(x, dtype=np.float64)
+            return np.round(arr * EXACT_TEST_SCALE) if exact else arr
+
+        return encode
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -152,7 +197,10 @@ class _Fixtures:
     @pytest.fixture(autouse=True)
     def _declared_capabilities(self, request, backend_class) -> None:
         """Skip, naming it, a test of a capability the backend does not declare."""
-        wanted = set(getattr(type(self), "needs", ())) | set(getattr(request.function, "needs", ()))
+        name = request.function.__name__
+        # the capability class that defines the test (BackendConformance inherits from all of them)
+        owner = next((c for c in type(self).__mro__ if name in vars(c)), type(self))
+        wanted = set(vars(owner).get("needs", ())) | set(getattr(request.function, "needs", ()))
         missing = sorted(wanted - set(backend_class.capabilities))
         if missing:
             pytest.skip(f"backend {backend_class.name!r} does not declare capability {', '.join(missing)}")

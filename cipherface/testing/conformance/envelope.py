@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cipherface import envelope
+from cipherface.capabilities import LEVELS
 from cipherface.errors import (
     BackendMismatchError,
     EnvelopeError,
@@ -18,6 +19,7 @@ from cipherface.errors import (
 from cipherface.testing.conformance._base import (
     _Fixtures,
     assert_close,
+    needs,
 )
 
 
@@ -26,13 +28,13 @@ class EnvelopeTests(_Fixtures):
 
     @pytest.fixture(scope="class")
     @classmethod
-    def blob(cls, backend):
-        return backend.dump_ciphertext(backend.encrypt(np.linspace(-1, 1, 16)), meta={"dim": 16})
+    def blob(cls, backend, plain):
+        return backend.dump_ciphertext(backend.encrypt(plain(np.linspace(-1, 1, 16))), meta={"dim": 16})
 
-    def test_ciphertext_round_trip(self, backend, blob, tolerance):
+    def test_ciphertext_round_trip(self, backend, blob, tolerance, plain):
         ct, meta = backend.load_ciphertext(blob)
         assert meta == {"dim": 16}
-        assert_close(backend.decrypt(ct, 16), np.linspace(-1, 1, 16), tolerance, "envelope: round trip")
+        assert_close(backend.decrypt(ct, 16), plain(np.linspace(-1, 1, 16)), tolerance, "envelope: round trip")
 
     def test_matcher_can_load_and_reserialise(self, public_backend, blob):
         ct, _ = public_backend.load_ciphertext(blob)
@@ -93,7 +95,7 @@ class EnvelopeTests(_Fixtures):
     def test_the_recorded_level_is_checked(self, backend, blob):
         ct, _ = backend.load_ciphertext(blob)
         assert backend.depth_left(ct) == envelope.decode(blob).meta["level"] == backend.params.depth
-        for wrong in (backend.params.depth - 1, backend.params.depth + 1, -1, "2", None):
+        for wrong in (backend.params.depth + 1, -1, "2", None):
             env = envelope.decode(blob)
             env.meta = {**env.meta, "level": wrong}
             with pytest.raises(EnvelopeError, match="level"):
@@ -101,6 +103,13 @@ class EnvelopeTests(_Fixtures):
         dropped = backend.drop_level(ct)
         ct2, _ = backend.load_ciphertext(backend.dump_ciphertext(dropped))
         assert backend.depth_left(ct2) == backend.params.depth - 1
+
+    @needs(LEVELS)
+    def test_a_recorded_level_the_ciphertext_does_not_have_is_refused(self, backend, blob):
+        env = envelope.decode(blob)
+        env.meta = {**env.meta, "level": backend.params.depth - 1}  # a valid level, not this ciphertext's
+        with pytest.raises(EnvelopeError, match="level"):
+            backend.load_ciphertext(env.to_bytes())
 
     def test_another_scheme_is_refused(self, backend, blob):
         for made in (blob, backend.export_public_bundle()):
@@ -114,6 +123,7 @@ class EnvelopeTests(_Fixtures):
 
     def test_other_parameters_are_refused(self, backend, blob):
         env = envelope.decode(blob)
-        env.params = {**env.params, "scale_bits": env.params["scale_bits"] - 1}
+        setting = type(backend.params).SETTING[0]  # the scheme's own setting (CKKS scale, BFV plain modulus)
+        env.params = {**env.params, setting: env.params[setting] - 1}
         with pytest.raises(KeyMismatchError, match="parameters"):
             backend.load_ciphertext(env.to_bytes())

@@ -7,7 +7,7 @@ import pytest
 
 from cipherface import envelope
 from cipherface.errors import SecretKeyRequiredError
-from cipherface.params import PRESETS
+from cipherface.params import SCHEMES
 from cipherface.testing.conformance._base import (
     _Fixtures,
     _secret_only_parts,
@@ -19,19 +19,19 @@ class KeyTests(_Fixtures):
     capability = "keys"
 
     def test_generated_keys_report_slots_and_security(self, backend, preset):
-        p = PRESETS[preset]
+        p = SCHEMES[backend.scheme][1][preset]
         assert backend.slot_count == p.slot_count, f"keys: slot count {backend.slot_count} != {p.slot_count}"
         assert backend.security_level == p.security_level
         assert backend.has_secret_key, "keys: freshly generated keys must hold the secret key"
 
-    def test_secret_bundle_round_trip_decrypts(self, backend, rng, tolerance):
-        x = rng.normal(size=64)
+    def test_secret_bundle_round_trip_decrypts(self, backend, rng, tolerance, plain):
+        x = plain(rng.normal(size=64))
         restored = type(backend).load_bundle(backend.export_secret_bundle())
         assert restored.key_id == backend.key_id
         assert_close(restored.decrypt(backend.encrypt(x), 64), x, tolerance, "keys: secret bundle round trip")
 
-    def test_public_bundle_encrypts_for_the_key_owner(self, backend, public_backend, rng, tolerance):
-        x = rng.normal(size=64)
+    def test_public_bundle_encrypts_for_the_key_owner(self, backend, public_backend, rng, tolerance, plain):
+        x = plain(rng.normal(size=64))
         assert_close(
             backend.decrypt(public_backend.encrypt(x), 64), x, tolerance, "keys: ciphertext made from the public bundle"
         )
@@ -41,8 +41,8 @@ class KeyTests(_Fixtures):
         with pytest.raises(SecretKeyRequiredError):
             public_backend.decrypt(backend.encrypt([1.0, 2.0]))
 
-    def test_public_bundle_cannot_decrypt_even_bypassing_checks(self, backend, public_backend):
-        x = np.linspace(-1, 1, 32)
+    def test_public_bundle_cannot_decrypt_even_bypassing_checks(self, backend, public_backend, plain):
+        x = plain(np.linspace(-1, 1, 32))
         try:
             leaked = np.asarray(public_backend._decrypt(backend.encrypt(x)), dtype=float)[:32]
         except Exception:

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from cipherface.capabilities import APPROXIMATE
-from cipherface.params import PRESETS, CKKSParams
+from cipherface.params import PRESETS
 from cipherface.testing.conformance._base import (
     DIMS,
-    PROTOCOL_TOLERANCE,
     _Fixtures,
     assert_close,
     protocol_errors,
@@ -40,17 +39,6 @@ class PrecisionTests(_Fixtures):
     def test_unused_slots_decrypt_to_zero(self, backend, tolerance):
         out = backend.decrypt(backend.encrypt([3.0, -2.0]))
         assert_close(out[2:], np.zeros(backend.slot_count - 2), tolerance, "precision: padding slots")
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def protocol_tolerance(cls) -> float:
-        return PROTOCOL_TOLERANCE
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def extra_parameter_sets(cls) -> dict[str, CKKSParams]:
-        """Parameter sets to check beside the presets (``cipherface conformance --params``)."""
-        return {}
 
     @pytest.mark.parametrize("preset_name", list(PRESETS))
     def test_preset_computes_both_protocols_within_tolerance(self, backend_class, preset_name, protocol_tolerance):

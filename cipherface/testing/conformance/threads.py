@@ -6,10 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from cipherface.plugins import get_protocol
+from cipherface.capabilities import protocol_for
 from cipherface.testing.conformance._base import (
     _Fixtures,
     assert_close,
+    fitted,
 )
 
 
@@ -19,8 +20,12 @@ class ThreadSafetyTests(_Fixtures):
     def test_concurrent_distances_equal_sequential_ones(self, backend, rng, supports_threads, tolerance):
         if not supports_threads:
             pytest.skip("backend declares thread_safe = False")
-        p = get_protocol("euclidean")
-        pairs = [(backend.encrypt(rng.normal(size=128)), backend.encrypt(rng.normal(size=128))) for _ in range(8)]
+        p, limit = protocol_for(backend, "euclidean"), backend.params.result_limit
+
+        def encrypted():
+            return backend.encrypt(p.prepare(fitted(p, rng.normal(size=128), limit)))
+
+        pairs = [(encrypted(), encrypted()) for _ in range(8)]
 
         def run(pair):
             return backend.decrypt(p.encrypted(backend, pair[0], pair[1], 128), 1)[0]

@@ -213,6 +213,7 @@ class PyfhelBFVBackend(PyfhelBackend):
     scheme = "bfv"
     params_type = BFVParams
     capabilities = frozenset({CT_MULTIPLY, ROTATION, EXACT})
+    _fresh_primes: int | None = None
 
     def _encode(self, plain, level, scale):
         row = np.zeros(self.params.poly_modulus_degree, dtype=np.int64)
@@ -241,7 +242,12 @@ class PyfhelBFVBackend(PyfhelBackend):
         return self._at(pyfhel.PyCtxt(copy_ctxt=a), self._level_of(self.depth_left(a) - levels))
 
     def _primes_at(self, depth):
-        return self.params.top_index + 1
+        # every BFV ciphertext keeps the primes it was encrypted with (Pyfhel 3.5 keeps the special
+        # prime too for some chains): as many as a fresh encryption has
+        if self._fresh_primes is None:
+            fresh = self._he.encryptInt(np.zeros(self.params.poly_modulus_degree, dtype=np.int64))
+            self._fresh_primes = len(fresh.to_bytes()) // (fresh.size() * self.params.poly_modulus_degree * 8)
+        return self._fresh_primes
 
 
 @hookimpl

@@ -22,7 +22,7 @@ import numpy as np
 
 from cipherface import CKKSParams, FHEBackend, hookimpl
 from cipherface.backend import galois_element
-from cipherface.capabilities import CT_MULTIPLY, EXACT, ROTATION, SEEDED_ENCRYPTION
+from cipherface.capabilities import CT_MULTIPLY, EXACT, LEVELS, ROTATION, SEEDED_ENCRYPTION
 from cipherface.errors import EnvelopeError, ParameterError
 from cipherface.params import BFVParams
 from cipherface.plugins import LazyModule
@@ -304,7 +304,7 @@ class TenSEALBFVBackend(TenSEALBackend):
     name = "tenseal-bfv"
     scheme = "bfv"
     params_type = BFVParams
-    capabilities = frozenset({CT_MULTIPLY, ROTATION, EXACT, SEEDED_ENCRYPTION})
+    capabilities = frozenset({CT_MULTIPLY, ROTATION, EXACT, LEVELS, SEEDED_ENCRYPTION})
 
     @staticmethod
     def _make_encoder(context):
