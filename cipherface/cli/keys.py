@@ -10,7 +10,8 @@ import click
 from cipherface.backend import power_of_two_steps
 from cipherface.cli.options import backend_option, emit_json, given, json_option
 from cipherface.errors import CipherfaceError
-from cipherface.params import LEVEL_PRESETS, PRESETS, SCHEMES, resolve_params
+from cipherface.params import LEVEL_PRESETS, SCHEMES, resolve_params
+from cipherface.plugins import get_backend
 from cipherface.roles import PUBLIC_FILE, SECRET_FILE, KeyOwner
 
 
@@ -23,7 +24,12 @@ from cipherface.roles import PUBLIC_FILE, SECRET_FILE, KeyOwner
     show_default=True,
     help="Security level; picks the smallest preset reaching it.",
 )
-@click.option("--preset", type=click.Choice(list(PRESETS)), default=None, help="A named preset instead.")
+@click.option(
+    "--preset",
+    type=click.Choice([name for _, presets in SCHEMES.values() for name in presets]),
+    default=None,
+    help="A named preset of the backend's scheme instead (`cipherface params list --scheme S`).",
+)
 @click.option(
     "--max-dim",
     type=click.IntRange(min=1),
@@ -44,7 +50,7 @@ def keygen(backend, security, preset, max_dim, out, force, as_json) -> None:
         )
     if preset and given("security"):
         raise click.UsageError(f"--security {security} conflicts with --preset {preset}, which sets its own level")
-    params = resolve_params(preset or int(security))
+    params = resolve_params(preset or int(security), get_backend(backend).scheme)
     if max_dim is not None and max_dim > params.slot_count:
         raise click.BadParameter(f"{max_dim} is more than the {params.slot_count} slots", param_hint="--max-dim")
     steps = None if max_dim is None else power_of_two_steps(max_dim)

@@ -53,6 +53,7 @@ def backends(as_json: bool) -> None:
     click.echo("protocols:")
     for p in data["protocols"]:
         click.echo(f"  {p['name']:<12} {p['value']} (depth {p['depth']}; needs {', '.join(p['requires'])})")
+        click.echo(f"  {'':<12} on exact backends (BFV): quantised to 8 bits, needs exact instead of approximate")
 
 
 def _core_version() -> str:
