@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, TypeAlias, final
 
 import numpy as np
 
@@ -36,6 +36,16 @@ Values: TypeAlias = "np.ndarray | Sequence[float]"
 INTEGRITY_PART = "integrity_key"
 INTEGRITY_KEY_BYTES = 32
 
+
+#: Public operations a backend must not override: each checks and aligns once, then calls a hook.
+FINAL_METHODS = frozenset(
+    {
+        "generate", "load_bundle", "export_secret_bundle", "export_public_bundle", "public_copy",
+        "encrypt", "encrypt_blob", "decrypt", "add", "sub", "negate", "add_plain", "multiply",
+        "multiply_plain", "multiply_scalar", "inner_product", "relinearize", "rescale", "drop_level",
+        "drop_to_depth", "rotate", "sum_slots", "dump_ciphertext", "load_ciphertext",
+    }
+)  # fmt: skip
 
 #: The key of a ciphertext envelope's metadata that records its level (``depth_left``).
 LEVEL_FIELD = "level"
@@ -107,6 +117,16 @@ class FHEBackend(ABC):
     public_parts: ClassVar[tuple[str, ...]] = ("public_key", "relin_keys", "galois_keys")
     secret_parts: ClassVar[tuple[str, ...]] = ("secret_key",)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        overridden = sorted(name for name in FINAL_METHODS if name in vars(cls))
+        if overridden:
+            raise TypeError(
+                f"backend class {cls.__qualname__} overrides {', '.join(overridden)}: the public operations are "
+                "final (they check and align operands once); implement the underscore hooks instead "
+                "(docs/plugin-authors.md)"
+            )
+
     def __init__(self, params: CKKSParams, key_id: str, rotation_steps: Sequence[int]) -> None:
         self.params = params
         self.key_id = key_id
@@ -115,6 +135,7 @@ class FHEBackend(ABC):
 
     # ----------------------------------------------------------- key handling
     @classmethod
+    @final
     def generate(
         cls,
         params: CKKSParams | str | int | None = None,
@@ -134,6 +155,7 @@ class FHEBackend(ABC):
         return backend
 
     @classmethod
+    @final
     def load_bundle(cls, blob: bytes | envelope.Envelope) -> FHEBackend:
         """A backend from a secret or public bundle made by this backend.
 
@@ -183,16 +205,19 @@ class FHEBackend(ABC):
                 f"secret bundle's integrity key has {len(parts[INTEGRITY_PART])} bytes, not {INTEGRITY_KEY_BYTES}"
             )
 
+    @final
     def export_secret_bundle(self) -> bytes:
         """Everything, secret key and integrity key included: stays with the key owner."""
         self._require_secret("export the secret bundle")
         parts = {**self._bundle_parts(secret=True), INTEGRITY_PART: self.integrity_key}
         return self._bundle(envelope.SECRET_BUNDLE, parts)
 
+    @final
     def export_public_bundle(self) -> bytes:
         """Public, relinearisation and Galois keys: what a matcher needs, no secret key."""
         return self._bundle(envelope.PUBLIC_BUNDLE, self._bundle_parts(secret=False))
 
+    @final
     def public_copy(self) -> FHEBackend:
         """This key set without its secret key, as a matcher would load it."""
         return type(self).load_bundle(self.export_public_bundle())
@@ -245,6 +270,7 @@ class FHEBackend(ABC):
         """Rescales this ciphertext can still take (0: at the last level)."""
 
     # ------------------------------------------------------ encrypt / decrypt
+    @final
     def encrypt(self, values: Values, *, depth: int | None = None) -> Ciphertext:
         """Encrypt up to ``slot_count`` reals into one ciphertext; unused slots are zero.
 
@@ -252,6 +278,7 @@ class FHEBackend(ABC):
         make and smaller than encrypting at the top and dropping levels."""
         return self._encrypt(self._check_values(values), self._checked_depth(depth))
 
+    @final
     def encrypt_blob(
         self,
         values: Values,
@@ -280,6 +307,7 @@ class FHEBackend(ABC):
             raise CipherfaceError(f"depth must be 0..{self.params.depth} for this parameter set, got {depth!r}")
         return depth
 
+    @final
     def decrypt(self, ct: Ciphertext, length: int | None = None) -> np.ndarray:
         """The first ``length`` slots (all by default); needs the secret key."""
         self._require_secret("decrypt")
@@ -303,29 +331,55 @@ class FHEBackend(ABC):
         return arr
 
     # ------------------------------------------------------------ primitives
-    @abstractmethod
-    def add(self, a: Ciphertext, b: Ciphertext) -> Ciphertext: ...
+    # The public operations are final: they check and align operands once, then call the
+    # plugin's underscore hook, which may assume operands at the same level and scale.
+    @final
+    def add(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
+        return self._add(*self._aligned(a, b))
+
+    @final
+    def sub(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
+        return self._sub(*self._aligned(a, b))
+
+    @final
+    def negate(self, a: Ciphertext) -> Ciphertext:
+        return self._negate(a)
+
+    @final
+    def relinearize(self, a: Ciphertext) -> Ciphertext:
+        """Back to two polynomials after a multiplication done with ``relinearize=False``."""
+        return self._relinearize(a)
 
     @abstractmethod
-    def sub(self, a: Ciphertext, b: Ciphertext) -> Ciphertext: ...
+    def _add(self, a: Ciphertext, b: Ciphertext) -> Ciphertext: ...
 
     @abstractmethod
-    def negate(self, a: Ciphertext) -> Ciphertext: ...
+    def _sub(self, a: Ciphertext, b: Ciphertext) -> Ciphertext: ...
 
+    @abstractmethod
+    def _negate(self, a: Ciphertext) -> Ciphertext: ...
+
+    @abstractmethod
+    def _relinearize(self, a: Ciphertext) -> Ciphertext: ...
+
+    @final
     def add_plain(self, a: Ciphertext, values: Values | float) -> Ciphertext:
         """a + p, where p is a vector or a scalar broadcast to every slot."""
         return self._add_plain(a, self._plain_operand(values))
 
+    @final
     def multiply(self, a: Ciphertext, b: Ciphertext, *, relinearize: bool = True, rescale: bool = True) -> Ciphertext:
         """ct·ct; deferring relinearisation/rescale is for multiply-accumulate loops."""
         self._check_depth(a, b)
-        return self._multiply(a, b, relinearize, rescale)
+        return self._multiply(*self._aligned(a, b), relinearize, rescale)
 
+    @final
     def multiply_plain(self, a: Ciphertext, values: Values, *, rescale: bool = True) -> Ciphertext:
         """ct·pt, slot-wise by a plaintext vector."""
         self._check_depth(a)
         return self._multiply_plain(a, self._plain_operand(values), rescale)
 
+    @final
     def multiply_scalar(self, a: Ciphertext, scalar: float, *, rescale: bool = True) -> Ciphertext:
         """ct·scalar (every slot by the same real)."""
         self._check_depth(a)
@@ -349,25 +403,26 @@ class FHEBackend(ABC):
     @abstractmethod
     def _multiply_plain(self, a: Ciphertext, plain: np.ndarray | float, rescale: bool) -> Ciphertext: ...
 
+    @final
     def inner_product(self, a: Sequence[Ciphertext], b: Sequence[Ciphertext]) -> Ciphertext:
         """Slot-wise Σᵢ aᵢ·bᵢ with one relinearisation and one rescale: the packed-gallery kernel
         (``a``: d gallery ciphertexts, ``b``: d replicated probe ciphertexts)."""
         if len(a) != len(b) or not a:
             raise DimensionError(f"inner product needs two equally long, non-empty lists, got {len(a)} and {len(b)}")
-        self._check_depth(a[0], b[0])
-        return self._inner_product(a, b)
+        self._check_depth(*a, *b)
+        pairs = [self._aligned(x, y) for x, y in zip(a, b)]
+        return self._inner_product([x for x, _ in pairs], [y for _, y in pairs])
 
     def _inner_product(self, a: Sequence[Ciphertext], b: Sequence[Ciphertext]) -> Ciphertext:
-        """Portable version on the primitives; backends may override it with a native loop."""
+        """Portable version on the hooks (operands aligned pair by pair); backends may override
+        it with a native loop."""
         acc = None
         for x, y in zip(a, b):
             prod = self._multiply(x, y, False, False)
-            acc = prod if acc is None else self.add(acc, prod)
-        return self._rescale(self.relinearize(acc))
+            acc = prod if acc is None else self._add(acc, prod)
+        return self._rescale(self._relinearize(acc))
 
-    @abstractmethod
-    def relinearize(self, a: Ciphertext) -> Ciphertext: ...
-
+    @final
     def rescale(self, a: Ciphertext) -> Ciphertext:
         """Divide out one prime after a multiplication done with ``rescale=False``."""
         self._check_depth(a)
@@ -379,7 +434,7 @@ class FHEBackend(ABC):
     def _aligned(self, a: Ciphertext, b: Ciphertext) -> tuple[Ciphertext, Ciphertext]:
         """Two operands at the same level (dropping the higher one), refusing different scales.
 
-        Backends call this before binary operations; it reads scales with :meth:`_scale`."""
+        The public operations call this before a binary hook; it reads scales with :meth:`_scale`."""
         da, db = self.depth_left(a), self.depth_left(b)
         if da > db:
             a = self.drop_level(a, da - db)
@@ -404,6 +459,7 @@ class FHEBackend(ABC):
                 f"allows {self.params.depth} multiplication(s); use a deeper preset"
             )
 
+    @final
     def drop_level(self, a: Ciphertext, levels: int = 1) -> Ciphertext:
         """Modulus-switch down ``levels`` primes, value unchanged: smaller, cheaper to store."""
         left = self.depth_left(a)
@@ -415,6 +471,7 @@ class FHEBackend(ABC):
     def _drop_level(self, a: Ciphertext, levels: int) -> Ciphertext:
         """``levels`` (1..depth_left) modulus switches."""
 
+    @final
     def drop_to_depth(self, a: Ciphertext, depth: int) -> Ciphertext:
         """Drop levels until ``depth`` multiplications remain (the lowest a computation needs)."""
         extra = self.depth_left(a) - depth
@@ -426,6 +483,7 @@ class FHEBackend(ABC):
     def _rotate(self, a: Ciphertext, step: int) -> Ciphertext:
         """Left-rotate by a step that is in ``rotation_steps``."""
 
+    @final
     def rotate(self, a: Ciphertext, step: int) -> Ciphertext:
         """Cyclic left rotation by ``step`` slots (negative: right), composed from the Galois keys held."""
         step %= self.slot_count
@@ -444,6 +502,7 @@ class FHEBackend(ABC):
             )
         return a
 
+    @final
     def sum_slots(self, a: Ciphertext, length: int) -> Ciphertext:
         """Slot 0 gets the sum of slots 0..length-1 (slots from ``length`` up to the next
         power of two must be zero, as they are after :meth:`encrypt`)."""
@@ -462,6 +521,7 @@ class FHEBackend(ABC):
         """A ciphertext from ``_serialize``'s bytes; ``depth`` is the :meth:`depth_left` it had, from
         the envelope (a library that does not record levels uses it instead of guessing)."""
 
+    @final
     def dump_ciphertext(
         self, ct: Ciphertext, *, kind: str = envelope.CIPHERTEXT, meta: Mapping[str, Any] | None = None
     ) -> bytes:
@@ -473,6 +533,7 @@ class FHEBackend(ABC):
             raise CipherfaceError(f"{LEVEL_FIELD!r} is the envelope's own field in a ciphertext's metadata")
         return self._pack(kind, {"ct": data}, {**(meta or {}), LEVEL_FIELD: depth})
 
+    @final
     def load_ciphertext(
         self, blob: bytes, *, kind: str | tuple[str, ...] = envelope.CIPHERTEXT
     ) -> tuple[Ciphertext, dict[str, Any]]:

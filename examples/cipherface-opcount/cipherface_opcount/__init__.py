@@ -75,15 +75,15 @@ class OpCountBackend(FHEBackend):
         self._count("decrypt")
         return self.inner.decrypt(ct)
 
-    def add(self, a, b):
+    def _add(self, a, b):
         self._count("add")
         return self.inner.add(a, b)
 
-    def sub(self, a, b):
+    def _sub(self, a, b):
         self._count("sub")
         return self.inner.sub(a, b)
 
-    def negate(self, a):
+    def _negate(self, a):
         self._count("negate")
         return self.inner.negate(a)
 
@@ -103,7 +103,7 @@ class OpCountBackend(FHEBackend):
             else (self.inner.multiply_scalar(a, plain, rescale=rescale))
         )
 
-    def relinearize(self, a):
+    def _relinearize(self, a):
         self._count("relinearize")
         return self.inner.relinearize(a)
 

@@ -138,15 +138,13 @@ class PyfhelBackend(FHEBackend):
             raise SecretKeyRequiredError("cannot decrypt: this Pyfhel context holds no secret key")
         return self._he.decryptFrac(ct)
 
-    def add(self, a, b):
-        a, b = self._aligned(a, b)
+    def _add(self, a, b):
         return self._at(self._he.add(a, b, in_new_ctxt=True), a.mod_level)
 
-    def sub(self, a, b):
-        a, b = self._aligned(a, b)
+    def _sub(self, a, b):
         return self._at(self._he.sub(a, b, in_new_ctxt=True), a.mod_level)
 
-    def negate(self, a):
+    def _negate(self, a):
         return self._at(self._he.negate(a, in_new_ctxt=True), a.mod_level)
 
     def _add_plain(self, a, plain):
@@ -154,7 +152,6 @@ class PyfhelBackend(FHEBackend):
         return self._at(out, a.mod_level)
 
     def _multiply(self, a, b, relinearize, rescale):
-        a, b = self._aligned(a, b)
         out = self._he.multiply(a, b, in_new_ctxt=True)
         if relinearize:
             self._he.relinearize(out)
@@ -166,7 +163,7 @@ class PyfhelBackend(FHEBackend):
         out = self._at(out, a.mod_level)
         return self._rescale(out) if rescale else out
 
-    def relinearize(self, a):
+    def _relinearize(self, a):
         out = pyfhel.PyCtxt(copy_ctxt=a)
         self._he.relinearize(out)
         return self._at(out, a.mod_level)

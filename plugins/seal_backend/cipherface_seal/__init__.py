@@ -136,20 +136,20 @@ class SEALBackend(FHEBackend):
     def _decrypt(self, ct):
         return self._encoder.decode(self._decryptor.decrypt(ct))
 
-    def add(self, a, b):
-        return self._evaluator.add(*self._aligned(a, b))
+    def _add(self, a, b):
+        return self._evaluator.add(a, b)
 
-    def sub(self, a, b):
-        return self._evaluator.sub(*self._aligned(a, b))
+    def _sub(self, a, b):
+        return self._evaluator.sub(a, b)
 
-    def negate(self, a):
+    def _negate(self, a):
         return self._evaluator.negate(a)
 
     def _add_plain(self, a, plain):
         return self._evaluator.add_plain(a, self._encode(plain, a.parms_id(), a.scale()))
 
     def _multiply(self, a, b, relinearize, rescale):
-        out = self._evaluator.multiply(*self._aligned(a, b))
+        out = self._evaluator.multiply(a, b)
         if relinearize:
             self._evaluator.relinearize_inplace(out, self._relin_keys)
         if rescale:
@@ -164,14 +164,14 @@ class SEALBackend(FHEBackend):
 
     def _inner_product(self, a, b):
         ev = self._evaluator
-        acc = ev.multiply(*self._aligned(a[0], b[0]))
+        acc = ev.multiply(a[0], b[0])
         for x, y in zip(a[1:], b[1:]):
-            ev.add_inplace(acc, ev.multiply(*self._aligned(x, y)))
+            ev.add_inplace(acc, ev.multiply(x, y))
         ev.relinearize_inplace(acc, self._relin_keys)
         ev.rescale_to_next_inplace(acc)
         return acc
 
-    def relinearize(self, a):
+    def _relinearize(self, a):
         return self._evaluator.relinearize(a, self._relin_keys)
 
     def _rescale(self, a):

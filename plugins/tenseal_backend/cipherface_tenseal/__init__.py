@@ -213,19 +213,17 @@ class TenSEALBackend(FHEBackend):
         self._decryptor.decrypt(ct, pt)
         return self._encoder.decode_double(pt)
 
-    def add(self, a, b):
-        a, b = self._aligned(a, b)
+    def _add(self, a, b):
         out = seal.Ciphertext()
         self._evaluator.add(a, b, out)
         return out
 
-    def sub(self, a, b):
-        a, b = self._aligned(a, b)
+    def _sub(self, a, b):
         out = seal.Ciphertext()
         self._evaluator.sub(a, b, out)
         return out
 
-    def negate(self, a):
+    def _negate(self, a):
         out = seal.Ciphertext()
         self._evaluator.negate(a, out)
         return out
@@ -236,7 +234,6 @@ class TenSEALBackend(FHEBackend):
         return out
 
     def _multiply(self, a, b, relinearize, rescale):
-        a, b = self._aligned(a, b)
         out = seal.Ciphertext()
         self._evaluator.multiply(a, b, out)
         if relinearize:
@@ -256,17 +253,15 @@ class TenSEALBackend(FHEBackend):
         # in place: one temporary and one accumulator for the whole block
         ev = self._evaluator
         acc, tmp = seal.Ciphertext(), seal.Ciphertext()
-        x, y = self._aligned(a[0], b[0])
-        ev.multiply(x, y, acc)
+        ev.multiply(a[0], b[0], acc)
         for x, y in zip(a[1:], b[1:]):
-            x, y = self._aligned(x, y)
             ev.multiply(x, y, tmp)
             ev.add_inplace(acc, tmp)
         ev.relinearize_inplace(acc, self._relin_keys)
         self._next_level(acc)
         return acc
 
-    def relinearize(self, a):
+    def _relinearize(self, a):
         out = seal.Ciphertext()
         self._evaluator.relinearize(a, self._relin_keys, out)
         return out
