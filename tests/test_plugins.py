@@ -1,5 +1,6 @@
 import pytest
 
+from cipherface.backend import FHEBackend
 from cipherface.errors import UnknownPluginError
 from cipherface.plugins import distributions, get_backend, get_embedder, get_protocol, registry
 
@@ -8,7 +9,7 @@ def test_backends_are_discovered_through_entry_points():
     loaded = distributions()
     assert loaded["cipherface_tenseal"].startswith("cipherface-tenseal ")
     assert loaded["cipherface_pyfhel"].startswith("cipherface-pyfhel ")
-    assert {"tenseal", "pyfhel"} <= set(registry().backends)
+    assert {"tenseal", "pyfhel", "tenseal-bfv", "pyfhel-bfv", "seal"} <= set(registry().backends)
 
 
 def test_builtin_protocols_register_through_the_same_hooks():
@@ -91,7 +92,7 @@ def test_cipherface_load_plugins_picks_which_installed_plugins_load():
     code = "from cipherface.plugins import registry; print(sorted(registry().backends))"
     assert run_python(code, CIPHERFACE_LOAD_PLUGINS="cipherface-seal").stdout.strip() == "['seal']"
     assert run_python(code, CIPHERFACE_LOAD_PLUGINS="cipherface-pyfhel, cipherface-tenseal").stdout.strip() == (
-        "['pyfhel', 'tenseal']"
+        "['pyfhel', 'pyfhel-bfv', 'tenseal', 'tenseal-bfv']"
     )
     assert run_python(code, CIPHERFACE_LOAD_PLUGINS="").stdout.strip() == "[]"
     protocols = "from cipherface.plugins import registry; print(sorted(registry().protocols))"
@@ -146,6 +147,40 @@ def test_a_protocol_needing_a_missing_capability_is_refused_naming_it(tmp_path):
     gallery.close()
 
 
+def test_a_backend_without_the_arithmetic_a_protocol_needs_is_refused_naming_it():
+    from cipherface.capabilities import protocol_for
+    from cipherface.errors import MissingCapabilityError
+
+    base = get_backend("pyfhel")
+
+    class NoArithmetic(base):
+        name = "pyfhel"
+        capabilities = base.capabilities - {"approximate"}
+
+    with pytest.raises(MissingCapabilityError, match="needs approximate, which backend 'pyfhel' does not provide"):
+        protocol_for(NoArithmetic, "euclidean")
+    # an exact backend gets the quantised protocol, which needs exact instead
+    assert "exact" in protocol_for(get_backend("pyfhel-bfv"), "euclidean").requires
+
+
+def test_public_operations_are_final_plugins_implement_hooks():
+    from cipherface.backend import FINAL_METHODS
+
+    base = get_backend("tenseal")
+    assert {"add", "multiply", "encrypt", "decrypt", "rotate", "load_ciphertext"} <= FINAL_METHODS
+    with pytest.raises(TypeError, match="overrides add, relinearize: the public operations are final"):
+
+        class Overriding(base):
+            def add(self, a, b):
+                return a
+
+            def relinearize(self, a):
+                return a
+
+    for cls in registry().backends.values():
+        assert not FINAL_METHODS & {n for c in cls.__mro__[: cls.__mro__.index(FHEBackend)] for n in vars(c)}
+
+
 def test_the_core_never_branches_on_a_backend_or_scheme_name():
     """Backends and schemes plug in by name and capability: nothing in the core, the protocols
     or the gallery compares with a concrete backend or scheme, or imports an FHE library."""
@@ -154,7 +189,7 @@ def test_the_core_never_branches_on_a_backend_or_scheme_name():
 
     import cipherface
 
-    names = r"['\"](?:tenseal|pyfhel|seal|opcount|ckks|bfv|bgv)['\"]"
+    names = r"['\"](?:tenseal|pyfhel|seal|opcount|ckks|bfv|bgv)(?:-bfv)?['\"]"
     forbidden = [
         re.compile(rf"(?:==|!=|\bin\b|\bis\b)\s*[\(\[{{]?\s*{names}", re.I),
         re.compile(rf"{names}\s*(?:==|!=|\bin\b)", re.I),
