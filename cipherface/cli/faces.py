@@ -131,6 +131,11 @@ def evaluate(pairs_csv, images, backend, metrics, model, out, as_json) -> None:
             f"FNMR {e['false_non_match_rate']:.4f}  agreement {m['decision_agreement']:.4f}  "
             f"max |enc-plain| {m['max_abs_error']:.2e}"
         )
+        if "float_plaintext" in m:  # exact arithmetic: the plaintext above is the quantised model
+            click.echo(
+                f"  {'':<9} {m['quantisation']['bits']}-bit quantisation: float plaintext accuracy "
+                f"{m['float_plaintext']['accuracy']:.4f}, agreement with it {m['float_decision_agreement']:.4f}"
+            )
     click.echo(f"wrote {js} and {png}")
 
 
