@@ -125,6 +125,9 @@ class DeepFaceEmbedder(Embedder):
     def threshold(self, metric: str) -> float:
         return default_threshold(self.model, metric)
 
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "model": self.model}
+
     def represent(self, image: Image) -> list[Face]:
         label = str(image) if isinstance(image, (str, Path)) else f"<{type(image).__name__} image>"
         pixels = read_image(image)
@@ -154,6 +157,36 @@ class DeepFaceEmbedder(Embedder):
         if not faces:
             raise NoFaceError(f"no face detected in {label} (detector {self.detector!r})")
         return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+def detect_faces(
+    pixels: np.ndarray, detector: str, label: object = "<image>", margin: float = 0.0
+) -> list[tuple[np.ndarray, tuple[int, int, int, int], float]]:
+    """Every face DeepFace's ``detector`` finds in a BGR image: (crop with ``margin`` of the box
+    on each side, box x,y,w,h, confidence); NoFaceError when there is none. For embedders that
+    run their own recognition model behind DeepFace's offline detectors."""
+    deepface = _deepface()
+    name = str(label) if isinstance(label, (str, Path)) else f"<{type(label).__name__} image>"
+    try:
+        found = deepface.extract_faces(img_path=pixels, detector_backend=detector, enforce_detection=True, align=False)
+    except ValueError as exc:
+        raise_if_interrupted()
+        if "Face could not be detected" in str(exc):
+            raise NoFaceError(f"no face detected in {name} (detector {detector!r})") from None
+        raise EmbeddingError(f"DeepFace's {detector!r} detector failed on {name}: {exc}") from None
+    raise_if_interrupted()
+    height, width = pixels.shape[:2]
+    out = []
+    for face in found:
+        area = face["facial_area"]
+        x, y, w, h = int(area["x"]), int(area["y"]), int(area["w"]), int(area["h"])
+        dx, dy = round(w * margin / 2), round(h * margin / 2)
+        x0, y0, x1, y1 = max(x - dx, 0), max(y - dy, 0), min(x + w + dx, width), min(y + h + dy, height)
+        if x1 > x0 and y1 > y0:
+            out.append((pixels[y0:y1, x0:x1], (x, y, w, h), float(face.get("confidence", 0.0))))
+    if not out:
+        raise NoFaceError(f"no face detected in {name} (detector {detector!r})")
+    return out
 
 
 @hookimpl
