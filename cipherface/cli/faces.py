@@ -11,23 +11,22 @@ import click
 from cipherface.cli.matching import matcher_for
 from cipherface.cli.options import (
     backend_option,
+    detector_option,
     emit_json,
     given,
     json_option,
     metric_option,
+    model_option,
     refuse_ignored,
     threshold_option,
 )
-from cipherface.embedders.thresholds import DEFAULT_MODEL
 from cipherface.errors import CipherfaceError
 from cipherface.evaluation import evaluate as run_evaluation
 from cipherface.evaluation import write_report
-from cipherface.plugins import get_embedder
+from cipherface.plugins import embedder_for
 from cipherface.roles import KeyOwner, Matcher
 from cipherface.samples import describe, sample_path
 from cipherface.verification import verify as run_verification
-
-model_option = click.option("--model", default=DEFAULT_MODEL, show_default=True, help="DeepFace model name.")
 
 
 def key_parties(key: str | None, backend: str | None, dim: int) -> tuple[KeyOwner, Matcher, float]:
@@ -50,19 +49,28 @@ def key_parties(key: str | None, backend: str | None, dim: int) -> tuple[KeyOwne
 @backend_option
 @metric_option
 @model_option
+@detector_option
 @threshold_option
 @click.option("--key", type=click.Path(exists=True), default=None, help="Key folder (default: fresh keys).")
 @click.option("--all-faces", is_flag=True, help="Compare every face of A with every face of B.")
 @json_option
-def verify(image_a, image_b, backend, metric, model, threshold, key, all_faces, as_json) -> None:
+def verify(image_a, image_b, backend, metric, model, detector, threshold, key, all_faces, as_json) -> None:
     """Are the faces in two photos the same person? Decided on encrypted embeddings."""
-    embedder = get_embedder("deepface", model=model)
+    embedder = embedder_for(model, detector)
+    model = embedder.describe()["model"]
     owner, matcher, keys_ms = key_parties(key, backend, embedder.dim)
     result = run_verification(
         owner, matcher, embedder, image_a, image_b, metric=metric, threshold=threshold, all_faces=all_faces
     )
     result.timings_ms = {"keys": keys_ms, **result.timings_ms}
-    out = {**result.to_dict(), "backend": owner.backend.name, "model": model, "image_a": image_a, "image_b": image_b}
+    out = {
+        **result.to_dict(),
+        "backend": owner.backend.name,
+        "model": model,
+        "detector": embedder.detector,
+        "image_a": image_a,
+        "image_b": image_b,
+    }
     if as_json:
         emit_json(out)
         return
@@ -100,6 +108,7 @@ def verify(image_a, image_b, backend, metric, model, threshold, key, all_faces, 
     help="Metric(s) to evaluate (default: both).",
 )
 @model_option
+@detector_option
 @click.option(
     "--out",
     default="evaluation",
@@ -108,9 +117,10 @@ def verify(image_a, image_b, backend, metric, model, threshold, key, all_faces, 
     help="Folder for summary.json and roc.png.",
 )
 @json_option
-def evaluate(pairs_csv, images, backend, metrics, model, out, as_json) -> None:
+def evaluate(pairs_csv, images, backend, metrics, model, detector, out, as_json) -> None:
     """Accuracy on labelled pairs, plaintext vs encrypted, with a ROC plot and a JSON summary."""
-    embedder = get_embedder("deepface", model=model)
+    embedder = embedder_for(model, detector)
+    model = embedder.describe()["model"]
     owner, _, _ = key_parties(None, backend, embedder.dim)
     summary = run_evaluation(
         owner, embedder, pairs_csv, images, list(metrics) or ["cosine", "euclidean"], progress=not as_json
@@ -153,7 +163,7 @@ def demo(backend, metric, photos) -> None:
     import cv2
 
     click.echo("== cipherface demo: the matcher sees only ciphertexts ==")
-    embedder = get_embedder("deepface")
+    embedder = embedder_for()
     owner, matcher, keys_ms = key_parties(None, backend, embedder.dim)
     click.echo(
         f"key owner: {owner.backend.name} keys, N={owner.backend.params.poly_modulus_degree}, "

@@ -10,10 +10,12 @@ import numpy as np
 from cipherface.cli.matching import load_embedding, load_embeddings
 from cipherface.cli.options import (
     backend_option,
+    detector_option,
     emit_json,
     given,
     json_option,
     metric_option,
+    model_option,
     refuse_ignored,
     threshold_option,
 )
@@ -37,6 +39,27 @@ key_option = click.option(
 
 def key_dir(gallery: str, key: str | None) -> Path:
     return Path(key) if key else default_key_dir(gallery)
+
+
+def recorded_embedder(gallery: str) -> dict:
+    """What made an existing gallery's embeddings (its signed settings; checked when it is opened
+    with the key), or {} for a new gallery or one made before it was recorded."""
+    if not Path(gallery).exists():
+        return {}
+    with EncryptedGallery.open(gallery) as existing:
+        return existing.store.meta().get("embedder") or {}
+
+
+def made_by(gallery: str, model: str | None, detector: str | None, photos: bool):
+    """The embedder for this command (the gallery's own model and detector unless given) and what it
+    records, or (None, None) for embeddings from a file when no model is named."""
+    from cipherface.plugins import embedder_for
+
+    recorded = recorded_embedder(gallery)
+    if not photos and model is None:
+        return None, None
+    embedder = embedder_for(model or recorded.get("model"), detector or recorded.get("detector"))
+    return embedder, embedder.describe()
 
 
 def folder_photos(folder: Path) -> list[tuple[str, Path]]:
@@ -77,9 +100,11 @@ def folder_photos(folder: Path) -> list[tuple[str, Path]]:
     default=None,
     help="With --npy: a text file with one name per row of the array.",
 )
+@model_option
+@detector_option
 @click.argument("images", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @json_option
-def enroll(gallery, key, backend, metric, name, folder, npy, names_file, images, as_json) -> None:
+def enroll(gallery, key, backend, metric, name, folder, npy, names_file, model, detector, images, as_json) -> None:
     """Enrol people into an encrypted gallery (created with fresh keys if it does not exist)."""
     if Path(gallery).exists():  # made already: its backend and metric are fixed, a different flag is an error
         with EncryptedGallery.open(gallery) as existing:
@@ -88,11 +113,12 @@ def enroll(gallery, key, backend, metric, name, folder, npy, names_file, images,
             refuse_ignored("--backend", backend, made["backend"], f"gallery {gallery}")
         if given("metric"):
             refuse_ignored("--metric", metric, made["metric"], f"gallery {gallery}")
-    names, embeddings, skipped = _enrolment_input(name, folder, npy, names_file, images)
+    embedder, made = made_by(gallery, model, detector, photos=not npy)
+    names, embeddings, skipped = _enrolment_input(name, folder, npy, names_file, images, embedder)
     dim = int(np.asarray(embeddings[0]).size)
     keys = key_dir(gallery, key)
-    with Identifier.open(gallery, keys, create=True, backend=backend, metric=metric, dim=dim) as ident:
-        ident.enroll(names, embeddings, progress=not as_json)
+    with Identifier.open(gallery, keys, create=True, backend=backend, metric=metric, dim=dim, embedder=made) as ident:
+        ident.enroll(names, embeddings, progress=not as_json, made_by=made)
         info = ident.gallery.info()
     report = {"enrolled": len(names), "skipped": skipped, "gallery": info, "key_folder": str(keys)}
     if as_json:
@@ -106,7 +132,7 @@ def enroll(gallery, key, backend, metric, name, folder, npy, names_file, images,
     )
 
 
-def _enrolment_input(name, folder, npy, names_file, images):
+def _enrolment_input(name, folder, npy, names_file, images, embedder):
     skipped: dict[str, str] = {}
     if npy:
         arr = load_embeddings(npy)
@@ -127,9 +153,6 @@ def _enrolment_input(name, folder, npy, names_file, images):
         raise click.UsageError("give --name NAME IMAGES..., or --folder DIR, or --npy FILE")
     from tqdm import tqdm
 
-    from cipherface.plugins import get_embedder
-
-    embedder = get_embedder("deepface")
     names, embeddings = [], []
     for person, photo in tqdm(photos, desc="embedding photos", unit="photo", disable=len(photos) < 2):
         try:
@@ -154,19 +177,18 @@ def _enrolment_input(name, folder, npy, names_file, images):
 @click.option(
     "--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes scanning the gallery."
 )
+@model_option
+@detector_option
 @json_option
-def identify(gallery, key, image, npy, top_k, threshold, workers, as_json) -> None:
-    """Who is this? The largest face of IMAGE against the encrypted gallery."""
+def identify(gallery, key, image, npy, top_k, threshold, workers, model, detector, as_json) -> None:
+    """Who is this? The largest face of IMAGE against the encrypted gallery (embedded with the
+    gallery's own model and detector unless given; a probe from another model is refused)."""
     if bool(image) == bool(npy):
         raise click.UsageError("give either IMAGE or --npy")
-    if npy:
-        probe = load_embedding(npy)
-    else:
-        from cipherface.plugins import get_embedder
-
-        probe = get_embedder("deepface").represent(image)[0].embedding
+    embedder, made = made_by(gallery, model, detector, photos=bool(image))
+    probe = load_embedding(npy) if npy else embedder.represent(image)[0].embedding
     with Identifier.open(gallery, key_dir(gallery, key)) as ident:
-        result = ident.identify(probe, top_k=top_k, threshold=threshold, workers=workers)
+        result = ident.identify(probe, top_k=top_k, threshold=threshold, workers=workers, made_by=made)
         count = ident.gallery.count()
     out = {**result.to_dict(), "gallery_size": count}
     if as_json:

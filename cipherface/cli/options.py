@@ -28,6 +28,21 @@ threshold_option = click.option(
 )
 
 
+model_option = click.option(
+    "--model",
+    default=None,
+    help="Face model: an embedder plugin's name (facenet512-casia, 512-d) or a DeepFace model (default: Dlib, 128-d).",
+)
+#: DeepFace's detectors that run offline here (their weights ship in installed packages).
+DETECTORS = ("opencv", "dlib")
+detector_option = click.option(
+    "--detector",
+    type=click.Choice(DETECTORS),
+    default=None,
+    help="Face detector in front of the model (default: opencv); recorded with every embedding.",
+)
+
+
 def given(name: str) -> bool:
     """Whether the user set option ``name`` (on the command line or through its variable)."""
     source = click.get_current_context().get_parameter_source(name)
