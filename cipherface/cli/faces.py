@@ -10,6 +10,7 @@ import click
 
 from cipherface.cli.matching import matcher_for
 from cipherface.cli.options import (
+    IMAGE_SUFFIXES,
     backend_option,
     detector_option,
     emit_json,
@@ -150,6 +151,54 @@ def evaluate(pairs_csv, images, backend, metrics, model, detector, out, as_json)
 
 
 @click.command()
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .npz file to write.")
+@model_option
+@detector_option
+@click.option("--all-faces", is_flag=True, help="Every face of each photo (default: the largest).")
+@json_option
+def embed(photos, out, model, detector, all_faces, as_json) -> None:
+    """Embed PHOTOS (files or folders) once into an .npz: embeddings, boxes, detector confidence, model
+    and detector; `enroll --npy`, `identify --npy` and `distance` take it instead of photos."""
+    from tqdm import tqdm
+
+    from cipherface import embeddings_file
+
+    files = [p for arg in photos for p in _photo_files(Path(arg))]
+    if not files:
+        raise CipherfaceError(f"no photos in {', '.join(photos)}")
+    embedder = embedder_for(model, detector)
+    rows, skipped = [], {}
+    for photo in tqdm(files, desc="embedding photos", unit="photo", disable=as_json or len(files) < 2):
+        try:
+            faces = embedder.represent(photo)
+        except CipherfaceError as exc:
+            skipped[str(photo)] = str(exc)
+            continue
+        rows += [(str(photo), i, face) for i, face in enumerate(faces if all_faces else faces[:1])]
+    if not rows:
+        raise CipherfaceError(f"no face in any photo: {skipped}")
+    info = embedder.describe()
+    path = embeddings_file.save(out, rows, info)
+    report = {"out": str(path), "embeddings": len(rows), "photos": len(files), "skipped": skipped, **info}
+    if as_json:
+        emit_json(report)
+        return
+    for photo, reason in skipped.items():
+        click.echo(f"skipped {photo}: {reason}", err=True)
+    click.echo(
+        f"wrote {len(rows)} embedding(s) of {len(files) - len(skipped)} photo(s) to {path} "
+        f"({info['model']}, d={info['dim']}, detector {info['detector']})"
+    )
+
+
+def _photo_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [path]
+
+
+@click.command()
 @backend_option
 @metric_option
 @click.option(
@@ -242,4 +291,4 @@ def _demo_identification(embedder, mirrored) -> int:
     return 0 if ok else 1
 
 
-COMMANDS = [verify, evaluate, demo]
+COMMANDS = [verify, evaluate, embed, demo]

@@ -9,6 +9,7 @@ import numpy as np
 
 from cipherface.cli.matching import load_embedding, load_embeddings
 from cipherface.cli.options import (
+    IMAGE_SUFFIXES,
     backend_option,
     detector_option,
     emit_json,
@@ -22,8 +23,6 @@ from cipherface.cli.options import (
 from cipherface.errors import CipherfaceError
 from cipherface.gallery import EncryptedGallery
 from cipherface.identification import Identifier, default_key_dir
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 gallery_option = click.option(
     "--gallery", required=True, type=click.Path(dir_okay=False), help="Gallery file (SQLite), the matcher's side."
@@ -50,14 +49,22 @@ def recorded_embedder(gallery: str) -> dict:
         return existing.store.meta().get("embedder") or {}
 
 
-def made_by(gallery: str, model: str | None, detector: str | None, photos: bool):
+def made_by(gallery: str, model: str | None, detector: str | None, embedding_file: str | None):
     """The embedder for this command (the gallery's own model and detector unless given) and what it
-    records, or (None, None) for embeddings from a file when no model is named."""
+    records; for embeddings from a file, what the file records (an .npz of ``cipherface embed``),
+    or the model named with --model, or nothing (a bare .npy)."""
+    from cipherface import embeddings_file
     from cipherface.plugins import embedder_for
 
     recorded = recorded_embedder(gallery)
-    if not photos and model is None:
-        return None, None
+    if embedding_file:
+        info = embeddings_file.load(embedding_file).info
+        if info is not None:
+            if model is not None and model != info.get("model"):
+                raise click.UsageError(f"--model {model} conflicts with {embedding_file}, made by {info.get('model')}")
+            return None, info
+        if model is None:
+            return None, None
     embedder = embedder_for(model or recorded.get("model"), detector or recorded.get("detector"))
     return embedder, embedder.describe()
 
@@ -91,7 +98,8 @@ def folder_photos(folder: Path) -> list[tuple[str, Path]]:
     "--npy",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="Embeddings instead of photos: one vector, or an N x d array with --names.",
+    help="Embeddings instead of photos: a `cipherface embed` .npz (it records its model) or a .npy; "
+    "one vector, or N of them with --names.",
 )
 @click.option(
     "--names",
@@ -113,7 +121,7 @@ def enroll(gallery, key, backend, metric, name, folder, npy, names_file, model, 
             refuse_ignored("--backend", backend, made["backend"], f"gallery {gallery}")
         if given("metric"):
             refuse_ignored("--metric", metric, made["metric"], f"gallery {gallery}")
-    embedder, made = made_by(gallery, model, detector, photos=not npy)
+    embedder, made = made_by(gallery, model, detector, npy)
     names, embeddings, skipped = _enrolment_input(name, folder, npy, names_file, images, embedder)
     dim = int(np.asarray(embeddings[0]).size)
     keys = key_dir(gallery, key)
@@ -171,7 +179,12 @@ def _enrolment_input(name, folder, npy, names_file, images, embedder):
 @gallery_option
 @key_option
 @click.argument("image", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option("--npy", type=click.Path(exists=True, dir_okay=False), default=None, help="A probe embedding instead.")
+@click.option(
+    "--npy",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A probe embedding instead: a `cipherface embed` .npz (checked against the gallery's model) or a .npy.",
+)
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
 @threshold_option
 @click.option(
@@ -185,7 +198,7 @@ def identify(gallery, key, image, npy, top_k, threshold, workers, model, detecto
     gallery's own model and detector unless given; a probe from another model is refused)."""
     if bool(image) == bool(npy):
         raise click.UsageError("give either IMAGE or --npy")
-    embedder, made = made_by(gallery, model, detector, photos=bool(image))
+    embedder, made = made_by(gallery, model, detector, npy)
     probe = load_embedding(npy) if npy else embedder.represent(image)[0].embedding
     with Identifier.open(gallery, key_dir(gallery, key)) as ident:
         result = ident.identify(probe, top_k=top_k, threshold=threshold, workers=workers, made_by=made)

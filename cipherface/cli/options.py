@@ -33,6 +33,8 @@ model_option = click.option(
     default=None,
     help="Face model: an embedder plugin's name (facenet512-casia, 512-d) or a DeepFace model (default: Dlib, 128-d).",
 )
+#: Photo files the commands take from folders.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 #: DeepFace's detectors that run offline here (their weights ship in installed packages).
 DETECTORS = ("opencv", "dlib")
 detector_option = click.option(

