@@ -10,7 +10,6 @@ import click
 
 from cipherface.cli.matching import matcher_for
 from cipherface.cli.options import (
-    IMAGE_SUFFIXES,
     backend_option,
     detector_option,
     emit_json,
@@ -18,6 +17,7 @@ from cipherface.cli.options import (
     json_option,
     metric_option,
     model_option,
+    photo_files,
     refuse_ignored,
     threshold_option,
 )
@@ -64,6 +64,8 @@ def verify(image_a, image_b, backend, metric, model, detector, threshold, key, a
         owner, matcher, embedder, image_a, image_b, metric=metric, threshold=threshold, all_faces=all_faces
     )
     result.timings_ms = {"keys": keys_ms, **result.timings_ms}
+    best = min(result.comparisons, key=lambda c: c.decision.distance)
+    area = lambda f: dict(zip("xywh", map(int, f.box)))  # noqa: E731
     out = {
         **result.to_dict(),
         "backend": owner.backend.name,
@@ -71,6 +73,13 @@ def verify(image_a, image_b, backend, metric, model, detector, threshold, key, a
         "detector": embedder.detector,
         "image_a": image_a,
         "image_b": image_b,
+        # DeepFace.verify's keys, for users who know them
+        "verified": result.same_person,
+        "distance": best.decision.distance,
+        "threshold": best.decision.threshold,
+        "detector_backend": embedder.detector,
+        "similarity_metric": metric,
+        "facial_areas": {"img1": area(result.faces_a[best.face_a]), "img2": area(result.faces_b[best.face_b])},
     }
     if as_json:
         emit_json(out)
@@ -164,7 +173,7 @@ def embed(photos, out, model, detector, all_faces, as_json) -> None:
 
     from cipherface import embeddings_file
 
-    files = [p for arg in photos for p in _photo_files(Path(arg))]
+    files = [p for arg in photos for p in photo_files(Path(arg))]
     if not files:
         raise CipherfaceError(f"no photos in {', '.join(photos)}")
     embedder = embedder_for(model, detector)
@@ -190,12 +199,6 @@ def embed(photos, out, model, detector, all_faces, as_json) -> None:
         f"wrote {len(rows)} embedding(s) of {len(files) - len(skipped)} photo(s) to {path} "
         f"({info['model']}, d={info['dim']}, detector {info['detector']})"
     )
-
-
-def _photo_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    return [path]
 
 
 @click.command()

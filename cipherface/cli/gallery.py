@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from cipherface.cli.matching import load_embedding, load_embeddings
+from cipherface import embeddings_file
+from cipherface.cli.matching import load_embeddings
 from cipherface.cli.options import (
     IMAGE_SUFFIXES,
     backend_option,
@@ -17,10 +18,11 @@ from cipherface.cli.options import (
     json_option,
     metric_option,
     model_option,
+    photo_files,
     refuse_ignored,
     threshold_option,
 )
-from cipherface.errors import CipherfaceError
+from cipherface.errors import CipherfaceError, IntegrityError
 from cipherface.gallery import EncryptedGallery
 from cipherface.identification import Identifier, default_key_dir
 
@@ -178,7 +180,7 @@ def _enrolment_input(name, folder, npy, names_file, images, embedder):
 @click.command()
 @gallery_option
 @key_option
-@click.argument("image", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.argument("images", nargs=-1, type=click.Path(exists=True))
 @click.option(
     "--npy",
     type=click.Path(exists=True, dir_okay=False),
@@ -192,14 +194,27 @@ def _enrolment_input(name, folder, npy, names_file, images, embedder):
 )
 @model_option
 @detector_option
+@click.option("--jsonl", type=click.Path(dir_okay=False), default=None, help="Write one JSON line per probe here.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="... and one CSV row here.")
 @json_option
-def identify(gallery, key, image, npy, top_k, threshold, workers, model, detector, as_json) -> None:
-    """Who is this? The largest face of IMAGE against the encrypted gallery (embedded with the
-    gallery's own model and detector unless given; a probe from another model is refused)."""
-    if bool(image) == bool(npy):
-        raise click.UsageError("give either IMAGE or --npy")
+def identify(gallery, key, images, npy, top_k, threshold, workers, model, detector, jsonl, csv_path, as_json) -> None:
+    """Who is this? The largest face of each probe against the encrypted gallery (embedded with the
+    gallery's own model and detector unless given; a probe from another model is refused).
+
+    IMAGES may be photos or folders of photos; several probes give one result per probe, as JSON
+    lines (stdout, or --jsonl FILE) and CSV (--csv FILE), with a progress bar."""
+    if bool(images) == bool(npy):
+        raise click.UsageError("give either IMAGES (photos or folders) or --npy")
     embedder, made = made_by(gallery, model, detector, npy)
-    probe = load_embedding(npy) if npy else embedder.represent(image)[0].embedding
+    if npy:
+        loaded = embeddings_file.load(npy)
+        probes = list(zip(loaded.photos, loaded.embeddings))
+    else:
+        probes = [(str(p), p) for arg in images for p in photo_files(Path(arg))]
+    if len(probes) != 1 or jsonl or csv_path:
+        _identify_many(gallery, key, probes, embedder, made, top_k, threshold, workers, jsonl, csv_path)
+        return
+    probe = probes[0][1] if npy else embedder.represent(probes[0][1])[0].embedding
     with Identifier.open(gallery, key_dir(gallery, key)) as ident:
         result = ident.identify(probe, top_k=top_k, threshold=threshold, workers=workers, made_by=made)
         count = ident.gallery.count()
@@ -214,6 +229,49 @@ def identify(gallery, key, image, npy, top_k, threshold, workers, model, detecto
     for rank, c in enumerate(result.candidates, 1):
         click.echo(f"  {rank}. {c.name:<24} distance {c.distance:.4f}{'  (accepted)' if c.accepted else ''}")
     click.echo("timings: " + ", ".join(f"{k} {v:.0f} ms" for k, v in result.timings_ms.items()))
+
+
+def _identify_many(gallery, key, probes, embedder, made, top_k, threshold, workers, jsonl, csv_path) -> None:
+    """One result per probe: JSON lines and CSV rows (a probe without a face gets its error)."""
+    import csv
+    import json
+    import sys
+
+    from tqdm import tqdm
+
+    out = open(jsonl, "w") if jsonl else sys.stdout
+    table = open(csv_path, "w", newline="") if csv_path else None
+    writer = csv.writer(table) if table else None
+    if writer:
+        writer.writerow(["probe", "identity", "top1", "distance", "threshold", "accepted", "error"])
+    try:
+        with Identifier.open(gallery, key_dir(gallery, key)) as ident:
+            for label, probe in tqdm(probes, desc="identifying", unit="probe", file=sys.stderr):
+                try:
+                    vector = probe if embedder is None else embedder.represent(probe)[0].embedding
+                    r = ident.identify(vector, top_k=top_k, threshold=threshold, workers=workers, made_by=made)
+                except CipherfaceError as exc:
+                    if isinstance(exc, IntegrityError):
+                        raise  # never carry on past a gallery that cannot be trusted
+                    out.write(json.dumps({"probe": label, "error": str(exc)}) + "\n")
+                    if writer:
+                        writer.writerow([label, "", "", "", "", "", str(exc)])
+                    continue
+                top = r.candidates[0] if r.candidates else None
+                out.write(json.dumps({"probe": label, **r.to_dict()}) + "\n")
+                if writer:
+                    writer.writerow(
+                        [label, r.identity or "", top.name if top else "", f"{top.distance:.6f}" if top else "",
+                         r.threshold, r.identity is not None, ""]
+                    )  # fmt: skip
+    finally:
+        if jsonl:
+            out.close()
+        if table:
+            table.close()
+    where = " and ".join(p for p in (jsonl, csv_path) if p)
+    if where:
+        click.echo(f"identified {len(probes)} probe(s): results in {where}", err=True)
 
 
 @click.group("gallery")

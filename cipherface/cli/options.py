@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -43,6 +44,13 @@ detector_option = click.option(
     default=None,
     help="Face detector in front of the model (default: opencv); recorded with every embedding.",
 )
+
+
+def photo_files(path: Path) -> list[Path]:
+    """A photo, or every photo under a folder (sorted)."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [path]
 
 
 def given(name: str) -> bool:
