@@ -57,7 +57,7 @@ def load(path: str | Path) -> EmbeddingFile:
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, TypeError) as exc:
-        raise DimensionError(f"{path}: not a readable .npy/.npz file of numbers ({exc})") from None
+        raise DimensionError(f"{path}: not a readable .npy array of numbers or .npz embedding file ({exc})") from None
     if isinstance(data, np.ndarray):
         arr = _matrix(data, path)
         n = len(arr)

@@ -43,27 +43,25 @@ def test_facenet_is_a_registered_512d_embedder_that_runs_offline_with_both_detec
         assert face.box[2] > 50 and face.box[3] > 50
 
 
-@pytest.mark.parametrize("backend", ["tenseal", "pyfhel"])
-def test_520_pairs_encrypted_decisions_equal_plaintext_at_d512(facenet, facenet_pairs, backend):
+@pytest.mark.parametrize(("backend", "metric"), [("tenseal", "cosine"), ("pyfhel", "euclidean")])
+def test_520_pairs_encrypted_decisions_equal_plaintext_at_d512(facenet, facenet_pairs, backend, metric):
     pairs, embeddings = facenet_pairs
     owner = KeyOwner.generate(backend)
     matcher = Matcher(owner.public_bundle())
-    for metric in ("cosine", "euclidean"):
-        r = evaluate_metric(owner, matcher, embeddings, pairs, metric, facenet.threshold(metric), progress=False)
-        assert r["pairs"] == 520
-        assert r["decision_agreement"] == 1.0, (metric, r["disagreeing_pairs"])
-        assert r["max_abs_error"] < 1e-4
-        assert r["plaintext"]["accuracy"] >= 0.9  # measured 0.95-0.96 (docs/accuracy.md)
+    r = evaluate_metric(owner, matcher, embeddings, pairs, metric, facenet.threshold(metric), progress=False)
+    assert r["pairs"] == 520
+    assert r["decision_agreement"] == 1.0, (metric, r["disagreeing_pairs"])
+    assert r["max_abs_error"] < 1e-4
+    assert r["plaintext"]["accuracy"] >= 0.9  # measured 0.95-0.96 (docs/accuracy.md)
 
 
 def test_512d_gallery_identifies_whoever_plaintext_does_and_refuses_another_model(
-    tmp_path, facenet, facenet_pairs, pair_embeddings
+    tmp_path, faces, facenet, facenet_pairs, pair_embeddings
 ):
     from test_gallery import people
 
-    pairs, embeddings = facenet_pairs
-    faces_dir = __import__("faces").faces_dir()
-    who = people(faces_dir)
+    _, embeddings = facenet_pairs
+    who = people(faces)
     enrolled = {}
     for photo in sorted(embeddings):
         enrolled.setdefault(who[photo], photo)

@@ -21,7 +21,7 @@ from cipherface.hookspecs import hookimpl
 
 #: Distances at or below which two faces are the same person: calibrated on the even-numbered
 #: half of ../shared/data/faces/pairs.csv (best accuracy), reported on the odd half.
-THRESHOLDS = {"cosine": 0.47, "euclidean": 0.97}
+THRESHOLDS = {"cosine": 0.3836, "euclidean": 0.8759}
 INPUT_SIZE = 160
 #: Margin around the detector's box, as facenet's own alignment adds (44 px at 160 px).
 MARGIN = 0.2
