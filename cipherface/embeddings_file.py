@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from cipherface.errors import DimensionError
+from cipherface.embedder import Embedder, Face, Image
+from cipherface.errors import DimensionError, EmbeddingError
 
 FORMAT = "cipherface-embeddings/1"
 
@@ -102,3 +103,50 @@ def _matrix(data: np.ndarray, path: Path) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise DimensionError(f"{path}: contains NaN or infinity")
     return arr
+
+
+def is_embedding_file(image: object) -> bool:
+    return isinstance(image, (str, Path)) and Path(image).suffix in (".npz", ".npy")
+
+
+class FileAwareEmbedder(Embedder):
+    """An embedder that takes embedding files where photos are expected: a file's faces are read,
+    not embedded again, and a file made by another model is refused naming both."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name, self.dim, self.detector = inner.name, inner.dim, inner.detector
+
+    def threshold(self, metric: str) -> float:
+        return self.inner.threshold(metric)
+
+    def describe(self) -> dict[str, Any]:
+        return self.inner.describe()
+
+    def represent(self, image: Image) -> list[Face]:
+        if not is_embedding_file(image):
+            return self.inner.represent(image)
+        loaded = load(image)  # type: ignore[arg-type]
+        mine = self.inner.describe()
+        if loaded.info and (loaded.info.get("model"), loaded.info.get("dim")) != (mine["model"], mine["dim"]):
+            raise EmbeddingError(
+                f"{image} was made by model {loaded.info.get('model')!r} (d={loaded.info.get('dim')}), not "
+                f"{mine['model']!r} (d={mine['dim']}): pass --model {loaded.info.get('model')}"
+            )
+        if loaded.embeddings.shape[1] != mine["dim"]:
+            raise EmbeddingError(
+                f"{image} holds {loaded.embeddings.shape[1]}-d embeddings; {mine['model']} makes {mine['dim']}-d"
+            )
+        return [
+            Face(embedding=e, box=tuple(int(v) for v in b), confidence=float(c))  # type: ignore[arg-type]
+            for e, b, c in zip(loaded.embeddings, loaded.boxes, loaded.confidence)
+        ]
+
+
+def model_of(*paths: object) -> str | None:
+    """The model the first embedding file among ``paths`` records (None: photos, or a bare .npy)."""
+    for path in paths:
+        if isinstance(path, (str, Path)) and Path(path).suffix == ".npz":
+            info = load(path).info
+            return None if info is None else info.get("model")
+    return None

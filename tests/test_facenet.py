@@ -113,6 +113,10 @@ def test_embed_writes_a_file_that_enroll_and_identify_take_and_check(tmp_path, f
     cli("embed", faces / "img3.jpg", "--out", probe)
     result = json.loads(cli("identify", "--gallery", gallery, "--key", keys, "--npy", probe, "--json").stdout)
     assert result["candidates"][0]["name"] == "alice"
+    # verify takes embedding files too, and answers in DeepFace's vocabulary as well
+    verdict = json.loads(cli("verify", probe, faces / "img1.jpg", "--json").stdout)
+    assert {"verified", "distance", "threshold", "model", "detector_backend", "similarity_metric"} <= set(verdict)
+    assert verdict["model"] == "Dlib" and set(verdict["facial_areas"]) == {"img1", "img2"}
     # a probe from another model is refused with both names, exit 2
     other = tmp_path / "other.npz"
     cli("embed", faces / "img3.jpg", "--out", other, "--model", MODEL)

@@ -47,6 +47,7 @@ def key_parties(key: str | None, backend: str | None, dim: int) -> tuple[KeyOwne
 @click.command()
 @click.argument("image_a", type=click.Path(exists=True, dir_okay=False))
 @click.argument("image_b", type=click.Path(exists=True, dir_okay=False))
+# IMAGE_A/IMAGE_B may also be embedding files (`cipherface embed`): their faces are not embedded again
 @backend_option
 @metric_option
 @model_option
@@ -56,8 +57,11 @@ def key_parties(key: str | None, backend: str | None, dim: int) -> tuple[KeyOwne
 @click.option("--all-faces", is_flag=True, help="Compare every face of A with every face of B.")
 @json_option
 def verify(image_a, image_b, backend, metric, model, detector, threshold, key, all_faces, as_json) -> None:
-    """Are the faces in two photos the same person? Decided on encrypted embeddings."""
-    embedder = embedder_for(model, detector)
+    """Are the faces in two photos the same person? Decided on encrypted embeddings. Either photo may
+    be an embedding file from `cipherface embed` instead (its model is used unless --model says)."""
+    from cipherface.embeddings_file import FileAwareEmbedder, model_of
+
+    embedder = FileAwareEmbedder(embedder_for(model or model_of(image_a, image_b), detector))
     model = embedder.describe()["model"]
     owner, matcher, keys_ms = key_parties(key, backend, embedder.dim)
     result = run_verification(
