@@ -32,6 +32,8 @@ class Embedder(ABC):
     name: str
     #: Length of the embeddings this embedder produces.
     dim: int
+    #: The face detector in front of the model (recorded with every embedding).
+    detector: str | None = None
 
     @abstractmethod
     def represent(self, image: Image) -> list[Face]:
@@ -43,3 +45,20 @@ class Embedder(ABC):
 
     def largest_face(self, image: Image) -> Face:
         return self.represent(image)[0]
+
+    def describe(self) -> dict[str, object]:
+        """What made an embedding: recorded in embedding files, galleries and key folders, so a probe
+        from another model is refused and thresholds default to this model's."""
+        thresholds = {}
+        for metric in ("cosine", "euclidean"):
+            try:
+                thresholds[metric] = float(self.threshold(metric))
+            except Exception:  # a model without a threshold for this metric
+                continue
+        return {
+            "embedder": self.name,
+            "model": self.name,
+            "detector": self.detector,
+            "dim": int(self.dim),
+            "thresholds": thresholds,
+        }

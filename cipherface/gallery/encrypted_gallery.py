@@ -80,6 +80,7 @@ class EncryptedGallery:
         *,
         canaries: int,
         sign: Callable[[dict[str, Any], bytes], str],
+        embedder: dict[str, Any] | None = None,
     ) -> EncryptedGallery:
         """A new, empty gallery; ``sign`` is the key owner's manifest MAC over its settings."""
         backend = open_bundle(public_bundle, envelope.PUBLIC_BUNDLE)
@@ -98,6 +99,8 @@ class EncryptedGallery:
             "width": width,
             "slot_count": backend.slot_count,
         }
+        if embedder is not None:  # signed with the rest: the matcher cannot relabel the model
+            meta["embedder"] = dict(embedder)
         meta["manifest_tag"] = sign(meta, public_bundle)
         return cls(GalleryStore.create(path, public_bundle, meta), backend)
 
@@ -166,6 +169,7 @@ class EncryptedGallery:
             "metric": meta["metric"],
             "dim": meta["dim"],
             "width": meta["width"],
+            "embedder": meta.get("embedder"),
             "identities": n,
             "blocks": blocks,
             "capacity": blocks * self.capacity,

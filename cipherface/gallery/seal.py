@@ -125,6 +125,8 @@ def check_slots(seal: Seal, slots: Mapping[int, str]) -> None:
 
 def manifest_tag(key: bytes, meta: Mapping[str, Any], bundle: bytes) -> str:
     fields = {k: meta.get(k) for k in MANIFEST_FIELDS}
+    if "embedder" in meta:  # what made the embeddings (galleries made before it was recorded have none)
+        fields["embedder"] = meta["embedder"]
     fields["bundle"] = hashlib.sha256(bundle).hexdigest()
     return _mac(key, b"gallery manifest", _canonical(fields))
 
