@@ -95,7 +95,7 @@ def _matrix(data: np.ndarray, path: Path) -> np.ndarray:
     try:
         arr = np.asarray(data, dtype=np.float64)
     except (ValueError, TypeError):
-        raise DimensionError(f"{path}: embeddings are not numbers") from None
+        raise DimensionError(f"{path}: not a readable .npy array of numbers (its values are not numbers)") from None
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2 or 0 in arr.shape:

@@ -61,6 +61,11 @@ def faces():
 @pytest.fixture(scope="session")
 def pair_embeddings(embedder, faces):
     """The 520 labelled pairs and the largest-face embedding of every photo in them (embedded once)."""
+    return embed_pairs(embedder, faces)
+
+
+def embed_pairs(embedder, faces):
+    """The labelled pairs and ``embedder``'s largest-face embedding of every photo in them."""
     from cipherface.evaluation import embed_images, read_pairs
 
     pairs = read_pairs(faces / "pairs.csv")

@@ -10,7 +10,7 @@ import pytest
 
 from cipherface import KeyOwner, Matcher
 from cipherface.errors import GalleryError
-from cipherface.evaluation import embed_images, evaluate_metric, read_pairs
+from cipherface.evaluation import evaluate_metric
 from cipherface.identification import Identifier
 from cipherface.plugins import embedder_for, get_protocol, registry
 
@@ -24,12 +24,9 @@ def facenet():
 
 @pytest.fixture(scope="module")
 def facenet_pairs(facenet, faces):
-    pairs = read_pairs(faces / "pairs.csv")
-    names = sorted({p.image_a for p in pairs} | {p.image_b for p in pairs})
-    embedded = embed_images(facenet, faces, names, progress=False)
-    missing = {n: v for n, v in embedded.items() if isinstance(v, str)}
-    assert not missing, f"photos without a detected face: {missing}"
-    return pairs, embedded
+    from conftest import embed_pairs
+
+    return embed_pairs(facenet, faces)
 
 
 def test_facenet_is_a_registered_512d_embedder_that_runs_offline_with_both_detectors(facenet, faces):

@@ -13,6 +13,7 @@ from cipherface.cli.options import (
     backend_option,
     detector_option,
     emit_json,
+    finish,
     given,
     json_option,
     metric_option,
@@ -194,15 +195,11 @@ def embed(photos, out, model, detector, all_faces, as_json) -> None:
     info = embedder.describe()
     path = embeddings_file.save(out, rows, info)
     report = {"out": str(path), "embeddings": len(rows), "photos": len(files), "skipped": skipped, **info}
-    if as_json:
-        emit_json(report)
-        return
-    for photo, reason in skipped.items():
-        click.echo(f"skipped {photo}: {reason}", err=True)
-    click.echo(
+    summary = (
         f"wrote {len(rows)} embedding(s) of {len(files) - len(skipped)} photo(s) to {path} "
         f"({info['model']}, d={info['dim']}, detector {info['detector']})"
     )
+    finish(report, as_json, summary, skipped)
 
 
 @click.command()

@@ -14,6 +14,7 @@ from cipherface.cli.options import (
     backend_option,
     detector_option,
     emit_json,
+    finish,
     given,
     json_option,
     metric_option,
@@ -131,15 +132,11 @@ def enroll(gallery, key, backend, metric, name, folder, npy, names_file, model, 
         ident.enroll(names, embeddings, progress=not as_json, made_by=made)
         info = ident.gallery.info()
     report = {"enrolled": len(names), "skipped": skipped, "gallery": info, "key_folder": str(keys)}
-    if as_json:
-        emit_json(report)
-        return
-    for photo, reason in skipped.items():
-        click.echo(f"skipped {photo}: {reason}", err=True)
-    click.echo(
+    summary = (
         f"enrolled {len(names)} template(s) of {len(set(names))} name(s); gallery {gallery} now holds "
         f"{info['identities']} in {info['blocks']} block(s); the key owner's folder is {keys}"
     )
+    finish(report, as_json, summary, skipped)
 
 
 def _enrolment_input(name, folder, npy, names_file, images, embedder):

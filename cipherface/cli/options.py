@@ -67,3 +67,13 @@ def refuse_ignored(option: str, wanted: str, actual: str, where: str) -> None:
 
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def finish(report: dict[str, Any], as_json: bool, summary: str, skipped: dict[str, str]) -> None:
+    """A photo command's ending: the JSON report, or each skipped photo (stderr) and a summary line."""
+    if as_json:
+        emit_json(report)
+        return
+    for photo, reason in skipped.items():
+        click.echo(f"skipped {photo}: {reason}", err=True)
+    click.echo(summary)
