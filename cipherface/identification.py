@@ -7,6 +7,7 @@ ciphertexts, opaque ids and the public bundle.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,8 @@ from cipherface.roles import KeyOwner, checked_threshold
 from cipherface.timing import Stopwatch
 
 DIRECTORY_FILE = "directory.db"
+#: The key owner's record of what made each gallery's embeddings (gallery path -> Embedder.describe()).
+EMBEDDER_FILE = "embedders.json"
 
 
 def default_key_dir(gallery: str | Path) -> Path:
@@ -144,6 +147,11 @@ class Identifier:
                 sign=lambda meta, bundle: manifest_tag(key, meta, bundle),
                 embedder=embedder,
             )
+            if embedder is not None:  # the key owner's own record beside the gallery's signed one
+                record = key_dir / EMBEDDER_FILE
+                known = json.loads(record.read_text()) if record.is_file() else {}
+                known[str(gallery_path.resolve())] = embedder
+                record.write_text(json.dumps(known, indent=2, sort_keys=True))
         else:
             gallery = EncryptedGallery.open(gallery_path)  # first: a file that is no gallery says so
             try:

@@ -70,6 +70,8 @@ def test_512d_gallery_identifies_whoever_plaintext_does_and_refuses_another_mode
     ) as ident:
         ident.enroll(names, vectors, progress=False, made_by=made)
         assert ident.embedder["model"] == MODEL and ident.default_threshold() == facenet.threshold("cosine")
+        recorded = json.loads((tmp_path / "keys" / "embedders.json").read_text())
+        assert recorded[str((tmp_path / "g.db").resolve())]["model"] == MODEL  # the key folder's own record
         g = np.array([cosine.prepare(v) for v in vectors])
         identified = plain_identified = 0
         for photo in sorted(embeddings)[::3]:
