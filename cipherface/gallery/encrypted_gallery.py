@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from cipherface import envelope
-from cipherface.backend import Ciphertext, FHEBackend, open_bundle
+from cipherface.backend import FHEBackend, open_bundle
 from cipherface.capabilities import protocol_for
 from cipherface.errors import (
     BackendMismatchError,
@@ -20,6 +20,7 @@ from cipherface.errors import (
     KeyMismatchError,
     WriteConflictError,
 )
+from cipherface.gallery.scan import BlockCache, ScanPool, scan_blocks
 from cipherface.gallery.store import GalleryStore
 
 
@@ -62,8 +63,7 @@ class EncryptedGallery:
         self.dim: int = meta["dim"]
         self.width: int = meta["width"]
         self.protocol = protocol_for(backend, self.metric, gallery=True)
-        self._blocks: dict[int, list[Ciphertext]] = {}
-        self._blocks_key: tuple[int, tuple[int, int]] | None = None  # (generation, part) they were loaded for
+        self._cache = BlockCache(store, backend)
         self.gallery_id: str = meta["gallery_id"]
         self.canaries: int = meta["canaries"]
         self._state: GalleryState | None = None
@@ -236,40 +236,16 @@ class EncryptedGallery:
         return blob
 
     # ----------------------------------------------------------------- scan
-    def load(self, part: tuple[int, int] = (0, 1)) -> tuple[int, dict[int, list[Ciphertext]]]:
-        """The committed generation and the blocks numbered ``part[0]`` modulo ``part[1]``,
-        deserialised in memory from one snapshot, once per generation, for scanning."""
-        with self.store.snapshot():
-            generation = self.store.generation()
-            if self._blocks_key != (generation, part):
-                wanted = [b for b in self.store.block_ids() if b % part[1] == part[0]]
-                self._blocks = {b: [self._load(x) for x in self.store.read_block(b)] for b in wanted}
-                self._blocks_key = (generation, part)
-        return generation, self._blocks
-
-    def _load(self, blob: bytes) -> Ciphertext:
-        return self.backend.load_ciphertext(blob, kind=envelope.GALLERY_BLOCK)[0]
-
     def scan(self, probe: Sequence[bytes], workers: int = 1) -> tuple[int, list[bytes]]:
         """Encrypted scores of every block for one probe (result blobs only the key owner can read),
         and the committed generation they were all computed on."""
         if len(probe) != self.width:
             raise DimensionError(f"probe has {len(probe)} components, the gallery needs {self.width}")
         if workers > 1:
-            from cipherface.gallery.scan import ScanPool
-
             if self._pool is None or self._pool.workers != workers:
                 if self._pool is not None:
                     self._pool.close()
                 self._pool = ScanPool(self.store.path, workers)
             return self._pool.scan(probe)
-        generation, blocks = self.load()
+        generation, blocks = self._cache.load()
         return generation, scan_blocks(self.backend, blocks, probe)
-
-
-def scan_blocks(backend: FHEBackend, blocks: dict[int, list[Ciphertext]], probe: Sequence[bytes]) -> list[bytes]:
-    cts = [backend.load_ciphertext(p, kind=envelope.GALLERY_BLOCK)[0] for p in probe]
-    return [
-        backend.dump_ciphertext(backend.inner_product(components, cts), kind=envelope.RESULT, meta={"block": block})
-        for block, components in sorted(blocks.items())
-    ]

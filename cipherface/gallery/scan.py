@@ -1,4 +1,5 @@
-"""Scanning on every core: one long-lived process per share of the blocks.
+"""The matcher's scan: reading blocks from the store and scoring them, in this process or on every
+core with one long-lived process per share of the blocks.
 
 Neither TenSEAL's nor Pyfhel's bindings release the GIL (measured: two threads
 scan no faster than one), so the scan runs in processes.  Each worker opens the
@@ -14,25 +15,64 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
+from cipherface import envelope
+from cipherface.backend import Ciphertext, FHEBackend, open_bundle
 from cipherface.errors import GalleryError, StaleScanError
+from cipherface.gallery.store import GalleryStore
+
+
+class BlockCache:
+    """A share of the store's blocks, deserialised in memory from one snapshot and read again only
+    when a commit changed the gallery (its generation)."""
+
+    def __init__(self, store: GalleryStore, backend: FHEBackend) -> None:
+        self.store = store
+        self.backend = backend
+        self._blocks: dict[int, list[Ciphertext]] = {}
+        self._key: tuple[int, tuple[int, int]] | None = None  # (generation, part) they were loaded for
+
+    def load(self, part: tuple[int, int] = (0, 1)) -> tuple[int, dict[int, list[Ciphertext]]]:
+        """The committed generation and the blocks numbered ``part[0]`` modulo ``part[1]``."""
+        with self.store.snapshot():
+            generation = self.store.generation()
+            if self._key != (generation, part):
+                wanted = [b for b in self.store.block_ids() if b % part[1] == part[0]]
+                self._blocks = {
+                    b: [
+                        self.backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0]
+                        for x in self.store.read_block(b)
+                    ]
+                    for b in wanted
+                }
+                self._key = (generation, part)
+        return generation, self._blocks
+
+
+def scan_blocks(backend: FHEBackend, blocks: dict[int, list[Ciphertext]], probe: Sequence[bytes]) -> list[bytes]:
+    """One encrypted score ciphertext per block (a result blob only the key owner can read)."""
+    cts = [backend.load_ciphertext(p, kind=envelope.GALLERY_BLOCK)[0] for p in probe]
+    return [
+        backend.dump_ciphertext(backend.inner_product(components, cts), kind=envelope.RESULT, meta={"block": block})
+        for block, components in sorted(blocks.items())
+    ]
 
 
 def _serve(conn, path: str, index: int, workers: int) -> None:
-    from cipherface.gallery.encrypted_gallery import EncryptedGallery, scan_blocks
-
+    """A worker: opens the store itself, keeps its share of the blocks, scores every probe sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes the pool
 
-    gallery = EncryptedGallery.open(path)
+    store = GalleryStore.open(path)
+    cache = BlockCache(store, open_bundle(store.public_bundle(), envelope.PUBLIC_BUNDLE))
     while True:
         probe = conn.recv()
         if probe is None:
             break
         try:
-            generation, blocks = gallery.load((index, workers))
-            conn.send(("ok", (generation, scan_blocks(gallery.backend, blocks, probe))))
+            generation, blocks = cache.load((index, workers))
+            conn.send(("ok", (generation, scan_blocks(cache.backend, blocks, probe))))
         except Exception as exc:  # reported to the parent, which raises it
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
-    gallery.close()
+    store.close()
 
 
 class ScanPool:
