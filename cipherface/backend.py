@@ -37,16 +37,6 @@ INTEGRITY_PART = "integrity_key"
 INTEGRITY_KEY_BYTES = 32
 
 
-#: Public operations a backend must not override: each checks and aligns once, then calls a hook.
-FINAL_METHODS = frozenset(
-    {
-        "generate", "load_bundle", "export_secret_bundle", "export_public_bundle", "public_copy",
-        "encrypt", "encrypt_blob", "decrypt", "add", "sub", "negate", "add_plain", "multiply",
-        "multiply_plain", "multiply_scalar", "inner_product", "relinearize", "rescale", "drop_level",
-        "drop_to_depth", "rotate", "sum_slots", "dump_ciphertext", "load_ciphertext",
-    }
-)  # fmt: skip
-
 #: The key of a ciphertext envelope's metadata that records its level (``depth_left``).
 LEVEL_FIELD = "level"
 
@@ -119,7 +109,7 @@ class FHEBackend(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        overridden = sorted(name for name in FINAL_METHODS if name in vars(cls))
+        overridden = sorted(name for name in _final_methods() if name in vars(cls))
         if overridden:
             raise TypeError(
                 f"backend class {cls.__qualname__} overrides {', '.join(overridden)}: the public operations are "
@@ -588,3 +578,15 @@ class FHEBackend(ABC):
     def library_version(cls) -> str:
         """Version of the FHE library underneath (for ``cipherface backends``)."""
         return "unknown"
+
+
+def _final_methods() -> frozenset[str]:
+    """The public operations marked ``@final`` on FHEBackend: each checks and aligns once, then
+    calls a hook; a backend must not override them."""
+    return frozenset(
+        name for name, v in vars(FHEBackend).items() if getattr(getattr(v, "__func__", v), "__final__", False)
+    )
+
+
+#: Public operations a backend must not override (derived from the ``@final`` marks).
+FINAL_METHODS = _final_methods()

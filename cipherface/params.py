@@ -275,6 +275,18 @@ class BFVParams(SchemeParams):
             return 0
         raise ValueError(f"chain index {chain_index} is not a level this BFV parameter set uses")
 
+    def batch_row(self, values: Any, slots: int) -> Any:
+        """The N int64 batching slots a BFV plaintext encodes: ``values`` (checked integers) in the
+        first row's first slots, or a scalar in each of the row's ``slots``; zeros elsewhere."""
+        import numpy as np
+
+        row = np.zeros(self.poly_modulus_degree, dtype=np.int64)
+        if isinstance(values, float):
+            row[:slots] = int(values)
+        else:
+            row[: values.size] = values.astype(np.int64)
+        return row
+
     def check_plain(self, values: Any) -> None:
         import numpy as np
 

@@ -213,12 +213,7 @@ class PyfhelBFVBackend(PyfhelBackend):
     _fresh_primes: int | None = None
 
     def _encode(self, plain, level, scale):
-        row = np.zeros(self.params.poly_modulus_degree, dtype=np.int64)
-        if isinstance(plain, float):
-            row[: self.slot_count] = int(plain)
-        else:
-            row[: plain.size] = plain.astype(np.int64)
-        return self._he.encodeInt(row)  # a BFV plaintext is valid at every level
+        return self._he.encodeInt(self.params.batch_row(plain, self.slot_count))  # valid at every level
 
     def _encrypt(self, values, depth):
         ct = self._at(self._he.encryptPtxt(self._encode(values, 0, 1.0)), 0)  # BFV encrypts at the top

@@ -306,13 +306,10 @@ class TenSEALBFVBackend(TenSEALBackend):
         return seal.BatchEncoder(context)
 
     def _encode(self, values, parms_id, scale):
-        row = np.zeros(self.params.poly_modulus_degree, dtype=np.int64)
-        if isinstance(values, float):
-            row[: self.slot_count] = int(values)
-        else:
-            row[: values.size] = values.astype(np.int64)
         pt = seal.Plaintext()
-        self._encoder.encode(row.tolist(), pt)  # a BFV plaintext is valid at every level
+        self._encoder.encode(
+            self.params.batch_row(values, self.slot_count).tolist(), pt
+        )  # a BFV plaintext is valid at every level
         return pt
 
     def _encrypt_seeded(self, values, depth):
