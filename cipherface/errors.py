@@ -84,3 +84,19 @@ class IntegrityError(CipherfaceError):
 class StaleBlockError(IntegrityError):
     """A block is older than the version the key owner last wrote: replayed, unless the gallery
     committed a newer one since it was read (then the reader reads again)."""
+
+
+class NotFoundError(GalleryError):
+    """No such gallery or key here (or not one this tenant may see)."""
+
+
+class ServiceError(CipherfaceError):
+    """The matcher service could not be reached, or answered outside the protocol."""
+
+
+class AuthenticationError(ServiceError):
+    """No bearer token, or one the service does not know."""
+
+
+class BodyTooLargeError(ServiceError):
+    """A request body over the service's limit (HTTP 413)."""

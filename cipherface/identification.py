@@ -22,7 +22,7 @@ from cipherface.errors import GalleryError, IntegrityError, StaleBlockError, Sta
 from cipherface.gallery import Directory, EncryptedGallery, decrypt_scores, encrypt_probe
 from cipherface.gallery.custody import CANARIES_PER_BLOCK, Custody, Rewrite
 from cipherface.gallery.directory import BlockVersion
-from cipherface.gallery.encrypted_gallery import GalleryState, new_ids
+from cipherface.gallery.encrypted_gallery import Galleries, GalleryState, LocalGalleries, new_ids
 from cipherface.gallery.seal import check_manifest, manifest_tag, open_seal
 from cipherface.roles import KeyOwner, checked_threshold
 from cipherface.timing import Stopwatch
@@ -34,14 +34,17 @@ EMBEDDER_FILE = "embedders.json"
 
 def default_key_dir(gallery: str | Path) -> Path:
     """Where the key owner's folder of a gallery lives when none is given: under ``$CIPHERFACE_KEYS``
-    (default ``~/.local/share/cipherface/keys``), one folder per gallery path, away from the gallery
-    (which the matcher may hold and copy)."""
+    (else ``$CIPHERFACE_HOME/keys``, else ``~/.local/share/cipherface/keys``), one folder per gallery
+    (its path, or its URL on a matcher service), away from the gallery (which the matcher holds)."""
+    home = os.environ.get("CIPHERFACE_HOME")
     base = (
         os.environ.get("CIPHERFACE_KEYS")
+        or (Path(home) / "keys" if home else None)
         or Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "cipherface" / "keys"
     )
-    path = Path(gallery).resolve()
-    return Path(base) / f"{path.stem}-{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
+    label = str(gallery) if "://" in str(gallery) else str(Path(gallery).resolve())
+    stem = Path(label.rsplit("/", 1)[-1]).stem
+    return Path(base) / f"{stem}-{hashlib.sha256(label.encode()).hexdigest()[:12]}"
 
 
 #: Scans (or enrolment attempts) before giving up on a gallery that keeps changing under them.
@@ -93,12 +96,12 @@ class Identifier:
     """Enrol, remove, list and identify against one gallery under one key."""
 
     def __init__(self, owner: KeyOwner, gallery: EncryptedGallery, directory: Directory) -> None:
-        meta = gallery.store.meta()
-        EncryptedGallery.check_made_for(meta, gallery.store.path, key_id=owner.key_id)
+        meta = gallery.meta()
+        EncryptedGallery.check_made_for(meta, gallery.label, key_id=owner.key_id)
         # then nothing the matcher could edit: settings and public bundle as the key owner made them
-        check_manifest(owner.backend.integrity_key, meta, gallery.store.public_bundle(), gallery.store.path)
+        check_manifest(owner.backend.integrity_key, meta, gallery.public_bundle(), gallery.label)
         if gallery.key_id != owner.key_id:
-            raise IntegrityError(f"gallery {gallery.store.path}: its public bundle is for key {gallery.key_id}")
+            raise IntegrityError(f"gallery {gallery.label}: its public bundle is for key {gallery.key_id}")
         self.owner = owner
         self.gallery = gallery
         self.directory = directory
@@ -124,11 +127,15 @@ class Identifier:
         metric: str = "cosine",
         dim: int = 128,
         embedder: dict[str, Any] | None = None,
+        matcher: Galleries | None = None,
     ) -> Identifier:
         """Open a gallery with the key owner's folder; with ``create``, make both when absent.
-        ``embedder`` (``Embedder.describe()``) is recorded in a new gallery's signed settings."""
-        gallery_path, key_dir = Path(gallery_path), Path(key_dir)
-        if not gallery_path.exists():
+        ``embedder`` (``Embedder.describe()``) is recorded in a new gallery's signed settings.
+        ``matcher``: where the galleries are (default: files here; a ``RemoteMatcher`` for a service,
+        then ``gallery_path`` is the gallery's name there)."""
+        where = matcher or LocalGalleries()
+        key_dir = Path(key_dir)
+        if not where.exists(gallery_path):
             if not create:
                 raise GalleryError(f"no gallery at {gallery_path}")
             owner = KeyOwner.load(key_dir) if (key_dir / "secret.cfk").exists() else None
@@ -137,23 +144,19 @@ class Identifier:
                 owner.save(key_dir)
             elif backend is not None and backend != owner.backend.name:
                 raise GalleryError(f"the key in {key_dir} is for backend {owner.backend.name!r}, not {backend!r}")
-            key = owner.backend.integrity_key
-            gallery = EncryptedGallery.create(
-                gallery_path,
-                owner.public_bundle(),
-                metric,
-                dim,
-                canaries=CANARIES_PER_BLOCK,
-                sign=lambda meta, bundle: manifest_tag(key, meta, bundle),
-                embedder=embedder,
+            key, bundle = owner.backend.integrity_key, owner.public_bundle()
+            sign = lambda meta, bundle: manifest_tag(key, meta, bundle)  # noqa: E731
+            meta = EncryptedGallery.new_meta(
+                bundle, metric, dim, canaries=CANARIES_PER_BLOCK, sign=sign, embedder=embedder
             )
+            gallery = where.create(gallery_path, bundle, meta)
             if embedder is not None:  # the key owner's own record beside the gallery's signed one
                 record = key_dir / EMBEDDER_FILE
                 known = json.loads(record.read_text()) if record.is_file() else {}
-                known[str(gallery_path.resolve())] = embedder
+                known[where.label(gallery_path)] = embedder
                 record.write_text(json.dumps(known, indent=2, sort_keys=True))
         else:
-            gallery = EncryptedGallery.open(gallery_path)  # first: a file that is no gallery says so
+            gallery = where.open(gallery_path)  # first: a file that is no gallery says so
             try:
                 owner = KeyOwner.load(key_dir)
             except BaseException:
@@ -195,7 +198,7 @@ class Identifier:
     def embedder(self) -> dict[str, Any] | None:
         """What made this gallery's embeddings (model, detector, dim, thresholds), as the key owner
         signed it at creation; None for a gallery made before it was recorded."""
-        return self.gallery.store.meta().get("embedder")
+        return self.gallery.meta().get("embedder")
 
     def check_model(self, made_by: dict[str, Any] | None) -> None:
         """Refuse embeddings from another model than the gallery's (their distances mean nothing)."""
@@ -209,7 +212,7 @@ class Identifier:
         ):
             raise GalleryError(
                 f"this embedding was made by model {made_by.get('model')!r} ({made_by.get('embedder')}, "
-                f"d={made_by.get('dim')}), but gallery {self.gallery.store.path} holds model {mine.get('model')!r} "
+                f"d={made_by.get('dim')}), but gallery {self.gallery.label} holds model {mine.get('model')!r} "
                 f"({mine.get('embedder')}, d={mine.get('dim')}): distances between them mean nothing"
             )
 
@@ -255,7 +258,7 @@ class Identifier:
             ids += chunk_ids
             bar.update(len(chunk_ids))
         bar.close()
-        self.gallery.store.checkpoint()
+        self.gallery.checkpoint()
         return ids
 
     def _placed(self, state: GalleryState, members: dict[str, np.ndarray]) -> Change:
@@ -314,7 +317,7 @@ class Identifier:
             except WriteConflictError:
                 committed = False
             except BaseException:  # e.g. Ctrl-C: did the commit land? The gallery says.
-                landed = all(self.gallery.store.seal_of(b) == w.seal for b, w in writes.items())
+                landed = all(self.gallery.seal_of(b) == w.seal for b, w in writes.items())
                 self.directory.end(self.gallery.gallery_id, new, change.remove, versions, landed)
                 raise
             self.directory.end(self.gallery.gallery_id, new, change.remove, versions, committed)

@@ -141,9 +141,9 @@ def test_a_protocol_needing_a_missing_capability_is_refused_naming_it(tmp_path):
     # the packed gallery needs no rotation: it still runs on this backend
     from cipherface.gallery import EncryptedGallery
 
-    gallery = EncryptedGallery.create(
-        tmp_path / "g.db", owner.public_bundle(), "cosine", 8, canaries=8, sign=lambda meta, bundle: "x"
-    )
+    bundle = owner.public_bundle()
+    meta = EncryptedGallery.new_meta(bundle, "cosine", 8, canaries=8, sign=lambda meta, bundle: "x")
+    gallery = EncryptedGallery.create(tmp_path / "g.db", bundle, meta)
     gallery.close()
 
 

@@ -7,7 +7,7 @@ import sys
 import click
 
 from cipherface import interrupts
-from cipherface.cli import conformance, faces, gallery, keys, matching, plugins
+from cipherface.cli import conformance, faces, gallery, keys, matching, plugins, serve
 from cipherface.errors import CipherfaceError, IntegrityError
 from cipherface.plugins import register_commands
 
@@ -24,7 +24,7 @@ def cli() -> None:
     """Face matching on CKKS-encrypted embeddings: the cloud never sees a face, a distance or a decision."""
 
 
-for module in (plugins, keys, matching, faces, gallery, conformance):
+for module in (plugins, keys, matching, faces, gallery, conformance, serve):
     for command in module.COMMANDS:
         cli.add_command(command)
 register_commands(cli)  # plugins' own commands (hook ``register_commands``)

@@ -14,8 +14,10 @@ from cipherface.cli.options import (
     detector_option,
     emit_json,
     finish,
+    galleries,
     given,
     json_option,
+    matcher_options,
     metric_option,
     model_option,
     photo_files,
@@ -31,8 +33,9 @@ from cipherface.samples import describe, sample_path
 from cipherface.verification import verify as run_verification
 
 
-def key_parties(key: str | None, backend: str | None, dim: int) -> tuple[KeyOwner, Matcher, float]:
-    """Key owner and matcher from a key folder, or freshly generated keys (Galois keys for ``dim`` only)."""
+def key_parties(key: str | None, backend: str | None, dim: int, remote=None) -> tuple[KeyOwner, Matcher, float]:
+    """Key owner and matcher from a key folder, or freshly generated keys (Galois keys for ``dim`` only);
+    with ``remote`` (a ``RemoteMatcher``), the matcher is that service, given the public bundle."""
     start = time.perf_counter()
     if key:
         owner = KeyOwner.load(key)
@@ -42,6 +45,8 @@ def key_parties(key: str | None, backend: str | None, dim: int) -> tuple[KeyOwne
     else:
         owner = KeyOwner.generate(backend, rotation_steps=[1 << i for i in range(max(dim - 1, 1).bit_length())])
         matcher = Matcher(owner.public_bundle())
+    if remote is not None:
+        matcher = remote.for_key(owner.public_bundle())
     return owner, matcher, round((time.perf_counter() - start) * 1000, 2)
 
 
@@ -56,15 +61,19 @@ def key_parties(key: str | None, backend: str | None, dim: int) -> tuple[KeyOwne
 @threshold_option
 @click.option("--key", type=click.Path(exists=True), default=None, help="Key folder (default: fresh keys).")
 @click.option("--all-faces", is_flag=True, help="Compare every face of A with every face of B.")
+@matcher_options
 @json_option
-def verify(image_a, image_b, backend, metric, model, detector, threshold, key, all_faces, as_json) -> None:
+def verify(
+    image_a, image_b, backend, metric, model, detector, threshold, key, all_faces, matcher, token, ca_file, as_json
+) -> None:
     """Are the faces in two photos the same person? Decided on encrypted embeddings. Either photo may
     be an embedding file from `cipherface embed` instead (its model is used unless --model says)."""
     from cipherface.embeddings_file import FileAwareEmbedder, model_of
 
     embedder = FileAwareEmbedder(embedder_for(model or model_of(image_a, image_b), detector))
     model = embedder.describe()["model"]
-    owner, matcher, keys_ms = key_parties(key, backend, embedder.dim)
+    remote = galleries(matcher, token, ca_file) if matcher else None
+    owner, matcher, keys_ms = key_parties(key, backend, embedder.dim, remote)
     result = run_verification(
         owner, matcher, embedder, image_a, image_b, metric=metric, threshold=threshold, all_faces=all_faces
     )

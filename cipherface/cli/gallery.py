@@ -15,8 +15,10 @@ from cipherface.cli.options import (
     detector_option,
     emit_json,
     finish,
+    galleries,
     given,
     json_option,
+    matcher_options,
     metric_option,
     model_option,
     photo_files,
@@ -24,11 +26,13 @@ from cipherface.cli.options import (
     threshold_option,
 )
 from cipherface.errors import CipherfaceError, IntegrityError
-from cipherface.gallery import EncryptedGallery
 from cipherface.identification import Identifier, default_key_dir
 
 gallery_option = click.option(
-    "--gallery", required=True, type=click.Path(dir_okay=False), help="Gallery file (SQLite), the matcher's side."
+    "--gallery",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Gallery file (SQLite), the matcher's side; with --matcher, the gallery's name on the service.",
 )
 key_option = click.option(
     "--key",
@@ -39,27 +43,29 @@ key_option = click.option(
 )
 
 
-def key_dir(gallery: str, key: str | None) -> Path:
-    return Path(key) if key else default_key_dir(gallery)
+def key_dir(where, gallery: str, key: str | None) -> Path:
+    return Path(key) if key else default_key_dir(where.label(gallery))
 
 
-def recorded_embedder(gallery: str) -> dict:
-    """What made an existing gallery's embeddings (its signed settings; checked when it is opened
-    with the key), or {} for a new gallery or one made before it was recorded."""
-    if not Path(gallery).exists():
-        return {}
-    with EncryptedGallery.open(gallery) as existing:
-        return existing.store.meta().get("embedder") or {}
+def stored_meta(where, gallery: str) -> dict | None:
+    """An existing gallery's settings as stored (checked when it is opened with the key), or None."""
+    if not where.exists(gallery):
+        return None
+    existing = where.open(gallery)
+    try:
+        return existing.meta()
+    finally:
+        existing.close()
 
 
-def made_by(gallery: str, model: str | None, detector: str | None, embedding_file: str | None):
+def made_by(where, gallery: str, model: str | None, detector: str | None, embedding_file: str | None):
     """The embedder for this command (the gallery's own model and detector unless given) and what it
     records; for embeddings from a file, what the file records (an .npz of ``cipherface embed``),
     or the model named with --model, or nothing (a bare .npy)."""
     from cipherface import embeddings_file
     from cipherface.plugins import embedder_for
 
-    recorded = recorded_embedder(gallery)
+    recorded = (stored_meta(where, gallery) or {}).get("embedder") or {}
     if embedding_file:
         info = embeddings_file.load(embedding_file).info
         if info is not None:
@@ -113,27 +119,33 @@ def folder_photos(folder: Path) -> list[tuple[str, Path]]:
 )
 @model_option
 @detector_option
+@matcher_options
 @click.argument("images", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @json_option
-def enroll(gallery, key, backend, metric, name, folder, npy, names_file, model, detector, images, as_json) -> None:
+def enroll(
+    gallery, key, backend, metric, name, folder, npy, names_file, model, detector, matcher, token, ca_file, images,
+    as_json,
+) -> None:  # fmt: skip
     """Enrol people into an encrypted gallery (created with fresh keys if it does not exist)."""
-    if Path(gallery).exists():  # made already: its backend and metric are fixed, a different flag is an error
-        with EncryptedGallery.open(gallery) as existing:
-            made = existing.store.meta()
+    where = galleries(matcher, token, ca_file)
+    stored = stored_meta(where, gallery)
+    if stored is not None:  # made already: its backend and metric are fixed, a different flag is an error
         if given("backend"):
-            refuse_ignored("--backend", backend, made["backend"], f"gallery {gallery}")
+            refuse_ignored("--backend", backend, stored["backend"], f"gallery {gallery}")
         if given("metric"):
-            refuse_ignored("--metric", metric, made["metric"], f"gallery {gallery}")
-    embedder, made = made_by(gallery, model, detector, npy)
+            refuse_ignored("--metric", metric, stored["metric"], f"gallery {gallery}")
+    embedder, made = made_by(where, gallery, model, detector, npy)
     names, embeddings, skipped = _enrolment_input(name, folder, npy, names_file, images, embedder)
     dim = int(np.asarray(embeddings[0]).size)
-    keys = key_dir(gallery, key)
-    with Identifier.open(gallery, keys, create=True, backend=backend, metric=metric, dim=dim, embedder=made) as ident:
+    keys = key_dir(where, gallery, key)
+    with Identifier.open(
+        gallery, keys, create=True, backend=backend, metric=metric, dim=dim, embedder=made, matcher=where
+    ) as ident:
         ident.enroll(names, embeddings, progress=not as_json, made_by=made)
         info = ident.gallery.info()
     report = {"enrolled": len(names), "skipped": skipped, "gallery": info, "key_folder": str(keys)}
     summary = (
-        f"enrolled {len(names)} template(s) of {len(set(names))} name(s); gallery {gallery} now holds "
+        f"enrolled {len(names)} template(s) of {len(set(names))} name(s); gallery {where.label(gallery)} now holds "
         f"{info['identities']} in {info['blocks']} block(s); the key owner's folder is {keys}"
     )
     finish(report, as_json, summary, skipped)
@@ -193,8 +205,12 @@ def _enrolment_input(name, folder, npy, names_file, images, embedder):
 @detector_option
 @click.option("--jsonl", type=click.Path(dir_okay=False), default=None, help="Write one JSON line per probe here.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="... and one CSV row here.")
+@matcher_options
 @json_option
-def identify(gallery, key, images, npy, top_k, threshold, workers, model, detector, jsonl, csv_path, as_json) -> None:
+def identify(
+    gallery, key, images, npy, top_k, threshold, workers, model, detector, jsonl, csv_path, matcher, token, ca_file,
+    as_json,
+) -> None:  # fmt: skip
     """Who is this? The largest face of each probe against the encrypted gallery (embedded with the
     gallery's own model and detector unless given; a probe from another model is refused).
 
@@ -202,17 +218,19 @@ def identify(gallery, key, images, npy, top_k, threshold, workers, model, detect
     lines (stdout, or --jsonl FILE) and CSV (--csv FILE), with a progress bar."""
     if bool(images) == bool(npy):
         raise click.UsageError("give either IMAGES (photos or folders) or --npy")
-    embedder, made = made_by(gallery, model, detector, npy)
+    where = galleries(matcher, token, ca_file)
+    opened = {"key_dir": key_dir(where, gallery, key), "matcher": where}
+    embedder, made = made_by(where, gallery, model, detector, npy)
     if npy:
         loaded = embeddings_file.load(npy)
         probes = list(zip(loaded.photos, loaded.embeddings))
     else:
         probes = [(str(p), p) for arg in images for p in photo_files(Path(arg))]
     if len(probes) != 1 or jsonl or csv_path:
-        _identify_many(gallery, key, probes, embedder, made, top_k, threshold, workers, jsonl, csv_path)
+        _identify_many(gallery, opened, probes, embedder, made, top_k, threshold, workers, jsonl, csv_path)
         return
     probe = probes[0][1] if npy else embedder.represent(probes[0][1])[0].embedding
-    with Identifier.open(gallery, key_dir(gallery, key)) as ident:
+    with Identifier.open(gallery, **opened) as ident:
         result = ident.identify(probe, top_k=top_k, threshold=threshold, workers=workers, made_by=made)
         count = ident.gallery.count()
     out = {**result.to_dict(), "gallery_size": count}
@@ -228,7 +246,7 @@ def identify(gallery, key, images, npy, top_k, threshold, workers, model, detect
     click.echo("timings: " + ", ".join(f"{k} {v:.0f} ms" for k, v in result.timings_ms.items()))
 
 
-def _identify_many(gallery, key, probes, embedder, made, top_k, threshold, workers, jsonl, csv_path) -> None:
+def _identify_many(gallery, opened, probes, embedder, made, top_k, threshold, workers, jsonl, csv_path) -> None:
     """One result per probe: JSON lines and CSV rows (a probe without a face gets its error)."""
     import csv
     import json
@@ -242,7 +260,7 @@ def _identify_many(gallery, key, probes, embedder, made, top_k, threshold, worke
     if writer:
         writer.writerow(["probe", "identity", "top1", "distance", "threshold", "accepted", "error"])
     try:
-        with Identifier.open(gallery, key_dir(gallery, key)) as ident:
+        with Identifier.open(gallery, **opened) as ident:
             for label, probe in tqdm(probes, desc="identifying", unit="probe", file=sys.stderr):
                 try:
                     vector = probe if embedder is None else embedder.represent(probe)[0].embedding
@@ -278,11 +296,15 @@ def gallery_group() -> None:
 
 @gallery_group.command("info")
 @click.argument("path", type=click.Path(dir_okay=False))
+@matcher_options
 @json_option
-def gallery_info(path, as_json) -> None:
-    """What the matcher's gallery file holds (no key needed: ids are opaque)."""
-    with EncryptedGallery.open(path) as g:
+def gallery_info(path, matcher, token, ca_file, as_json) -> None:
+    """What the matcher's gallery holds (no key needed: ids are opaque)."""
+    g = galleries(matcher, token, ca_file).open(path)
+    try:
         info = g.info()
+    finally:
+        g.close()
     if as_json:
         emit_json(info)
         return
@@ -290,13 +312,19 @@ def gallery_info(path, as_json) -> None:
         click.echo(f"{k:>18}: {v}")
 
 
+def open_identifier(path: str, key: str | None, matcher: str | None, token: str | None, ca_file: str | None):
+    where = galleries(matcher, token, ca_file)
+    return Identifier.open(path, key_dir(where, path, key), matcher=where)
+
+
 @gallery_group.command("list")
 @click.argument("path", type=click.Path(dir_okay=False))
 @key_option
+@matcher_options
 @json_option
-def gallery_list(path, key, as_json) -> None:
+def gallery_list(path, key, matcher, token, ca_file, as_json) -> None:
     """Enrolled names and their number of templates (needs the key owner's folder)."""
-    with Identifier.open(path, key_dir(path, key)) as ident:
+    with open_identifier(path, key, matcher, token, ca_file) as ident:
         names = ident.names()
     if as_json:
         emit_json(names)
@@ -308,11 +336,12 @@ def gallery_list(path, key, as_json) -> None:
 @gallery_group.command("verify")
 @click.argument("path", type=click.Path(dir_okay=False))
 @key_option
+@matcher_options
 @json_option
-def gallery_verify(path, key, as_json) -> None:
+def gallery_verify(path, key, matcher, token, ca_file, as_json) -> None:
     """The key owner checks the whole gallery: settings, every seal, slot row and version, and every
     block decrypted (canaries in place, empty slots 0). Exit 3 names the first thing wrong."""
-    with Identifier.open(path, key_dir(path, key)) as ident:
+    with open_identifier(path, key, matcher, token, ca_file) as ident:
         report = ident.verify(progress=not as_json)
     if as_json:
         emit_json(report)
@@ -324,9 +353,10 @@ def gallery_verify(path, key, as_json) -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--name", required=True)
 @key_option
-def gallery_remove(path, name, key) -> None:
+@matcher_options
+def gallery_remove(path, name, key, matcher, token, ca_file) -> None:
     """Remove every template of NAME; their slots are zeroed and reused by later enrolments."""
-    with Identifier.open(path, key_dir(path, key)) as ident:
+    with open_identifier(path, key, matcher, token, ca_file) as ident:
         n = ident.remove(name)
         left = ident.gallery.count()
     click.echo(f"removed {n} template(s) of {name}; {left} left")

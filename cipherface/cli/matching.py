@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from cipherface import embeddings_file
-from cipherface.cli.options import emit_json, json_option, metric_option, threshold_option
+from cipherface.cli.options import emit_json, galleries, json_option, matcher_options, metric_option, threshold_option
 from cipherface.embedders.thresholds import DEFAULT_MODEL, default_threshold
 from cipherface.errors import DimensionError
 from cipherface.roles import PUBLIC_FILE, KeyOwner, Matcher
@@ -41,13 +41,17 @@ def matcher_for(owner: KeyOwner, key: str) -> Matcher:
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Model whose threshold is the default.")
 @click.argument("a", type=click.Path(exists=True, dir_okay=False))
 @click.argument("b", type=click.Path(exists=True, dir_okay=False))
+@matcher_options
 @json_option
-def distance(key, metric, threshold, model, a, b, as_json) -> None:
+def distance(key, metric, threshold, model, a, b, matcher, token, ca_file, as_json) -> None:
     """Encrypted distance between two .npy embeddings, decided by the key owner."""
     watch = Stopwatch()
     with watch("load_keys"):
         owner = KeyOwner.load(key)
-        matcher = matcher_for(owner, key)
+        if matcher:
+            matcher = galleries(matcher, token, ca_file).for_key(owner.public_bundle())
+        else:
+            matcher = matcher_for(owner, key)
     threshold = default_threshold(model, metric) if threshold is None else threshold
     with watch("encrypt"):
         ea, eb = owner.encrypt(load_embedding(a), metric), owner.encrypt(load_embedding(b), metric)

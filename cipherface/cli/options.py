@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +78,35 @@ def finish(report: dict[str, Any], as_json: bool, summary: str, skipped: dict[st
     for photo, reason in skipped.items():
         click.echo(f"skipped {photo}: {reason}", err=True)
     click.echo(summary)
+
+
+def matcher_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--matcher URL, --token, --ca-file: run the key owner's half here against a matcher service
+    (``cipherface serve``); without --matcher, the matcher is embedded (files on this machine)."""
+    fn = click.option(
+        "--ca-file",
+        envvar="CIPHERFACE_CA_FILE",
+        type=click.Path(exists=True, dir_okay=False),
+        default=None,
+        help="CA certificate to verify an https:// matcher against [env CIPHERFACE_CA_FILE].",
+    )(fn)
+    fn = click.option(
+        "--token", envvar="CIPHERFACE_TOKEN", default=None, help="Bearer token for the matcher [env CIPHERFACE_TOKEN]."
+    )(fn)
+    return click.option(
+        "--matcher",
+        envvar="CIPHERFACE_MATCHER",
+        default=None,
+        help="URL of a matcher service; photos, keys, names and decisions stay here [env CIPHERFACE_MATCHER].",
+    )(fn)
+
+
+def galleries(matcher: str | None, token: str | None, ca_file: str | None):
+    """Where galleries are: a matcher service (--matcher) or files here."""
+    if matcher:
+        from cipherface.service import RemoteMatcher
+
+        return RemoteMatcher(matcher, token, ca_file=ca_file)
+    from cipherface.gallery.encrypted_gallery import LocalGalleries
+
+    return LocalGalleries()

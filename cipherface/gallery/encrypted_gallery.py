@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -70,10 +70,8 @@ class EncryptedGallery:
         self._pool = None
 
     # ------------------------------------------------------------ lifecycle
-    @classmethod
-    def create(
-        cls,
-        path: str | Path,
+    @staticmethod
+    def new_meta(
         public_bundle: bytes,
         metric: str,
         dim: int,
@@ -81,13 +79,11 @@ class EncryptedGallery:
         canaries: int,
         sign: Callable[[dict[str, Any], bytes], str],
         embedder: dict[str, Any] | None = None,
-    ) -> EncryptedGallery:
-        """A new, empty gallery; ``sign`` is the key owner's manifest MAC over its settings."""
+    ) -> dict[str, Any]:
+        """The settings of a new gallery, made by the key owner: ``sign`` is its manifest MAC over
+        them and the public bundle (so neither a matcher nor the wire can change them unseen)."""
         backend = open_bundle(public_bundle, envelope.PUBLIC_BUNDLE)
         protocol = protocol_for(backend, metric, gallery=True)
-        width = len(protocol.gallery_row(np.ones(dim)))
-        if not 0 < canaries < backend.slot_count // 2:
-            raise GalleryError(f"{canaries} canaries per block of {backend.slot_count} slots")
         meta: dict[str, Any] = {
             "gallery_id": secrets.token_hex(16),
             "canaries": canaries,
@@ -96,12 +92,38 @@ class EncryptedGallery:
             "params": backend.params.to_dict(),
             "metric": metric,
             "dim": dim,
-            "width": width,
+            "width": len(protocol.gallery_row(np.ones(dim))),
             "slot_count": backend.slot_count,
         }
         if embedder is not None:  # signed with the rest: the matcher cannot relabel the model
             meta["embedder"] = dict(embedder)
         meta["manifest_tag"] = sign(meta, public_bundle)
+        return meta
+
+    @classmethod
+    def create(cls, path: str | Path, public_bundle: bytes, meta: dict[str, Any]) -> EncryptedGallery:
+        """A new, empty gallery with the key owner's settings (``new_meta``), checked against its
+        public bundle before anything is written."""
+        backend = open_bundle(public_bundle, envelope.PUBLIC_BUNDLE)
+        try:
+            metric, dim, canaries = meta["metric"], meta["dim"], meta["canaries"]
+            if not isinstance(metric, str) or type(dim) is not int or type(canaries) is not int or dim < 1:
+                raise TypeError("metric, dim or canaries of the wrong type")
+            protocol = protocol_for(backend, metric, gallery=True)
+            expected = {
+                "backend": backend.name,
+                "key_id": backend.key_id,
+                "params": backend.params.to_dict(),
+                "width": len(protocol.gallery_row(np.ones(dim))),
+                "slot_count": backend.slot_count,
+            }
+            wrong = sorted(k for k, v in expected.items() if meta.get(k) != v)
+            if wrong or not isinstance(meta.get("gallery_id"), str) or not isinstance(meta.get("manifest_tag"), str):
+                raise ValueError(f"settings {wrong or ['gallery_id/manifest_tag']} do not match the public bundle")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GalleryError(f"malformed gallery settings: {exc}") from None
+        if not 0 < canaries < backend.slot_count // 2:
+            raise GalleryError(f"{canaries} canaries per block of {backend.slot_count} slots")
         return cls(GalleryStore.create(path, public_bundle, meta), backend)
 
     @classmethod
@@ -140,6 +162,24 @@ class EncryptedGallery:
         self.close()
 
     # ---------------------------------------------------------------- facts
+    @property
+    def label(self) -> str:
+        """Where this gallery is, for messages (its file)."""
+        return str(self.store.path)
+
+    def meta(self) -> dict[str, Any]:
+        """The settings as stored (the key owner checks their manifest MAC before trusting them)."""
+        return self.store.meta()
+
+    def public_bundle(self) -> bytes:
+        return self.store.public_bundle()
+
+    def seal_of(self, block: int) -> str | None:
+        return self.store.seal_of(block)
+
+    def checkpoint(self) -> None:
+        self.store.checkpoint()
+
     @property
     def key_id(self) -> str:
         return self.backend.key_id
@@ -208,11 +248,18 @@ class EncryptedGallery:
         writes: dict[int, BlockWrite],
         add: Sequence[tuple[str, int, int]] = (),
         remove: Sequence[str] = (),
+        *,
+        request: str | None = None,
     ) -> None:
         """Write the key owner's rewritten blocks and their seals, add and drop slot rows, in one
         transaction; refused with ``WriteConflictError`` (nothing written) if another writer changed
-        one of these blocks since it was read."""
+        one of these blocks since it was read. A ``request`` id makes it idempotent: a commit whose
+        id landed already (a client retrying after a lost answer) does nothing."""
         with self.store.transaction() as conn:
+            if request is not None:
+                if self.store.committed(request):
+                    return
+                self.store.record_commit(conn, request)
             for block, write in writes.items():
                 if self.store.seal_of(block) != write.read_seal:
                     raise WriteConflictError(f"block {block} was rewritten by another writer meanwhile")
@@ -249,3 +296,33 @@ class EncryptedGallery:
             return self._pool.scan(probe)
         generation, blocks = self._cache.load()
         return generation, scan_blocks(self.backend, blocks, probe)
+
+
+class Galleries(Protocol):
+    """Where a key owner's galleries are kept: files here, or a matcher service."""
+
+    def exists(self, name: str | Path) -> bool: ...
+
+    def create(self, name: str | Path, public_bundle: bytes, meta: dict[str, Any]) -> Any: ...
+
+    def open(self, name: str | Path) -> Any: ...
+
+    def label(self, name: str | Path) -> str: ...
+
+
+class LocalGalleries:
+    """Galleries as files on this machine: the embedded matcher (a service is the remote one,
+    ``cipherface.service.RemoteMatcher``, with the same three methods)."""
+
+    def exists(self, name: str | Path) -> bool:
+        return Path(name).exists()
+
+    def create(self, name: str | Path, public_bundle: bytes, meta: dict[str, Any]) -> EncryptedGallery:
+        return EncryptedGallery.create(name, public_bundle, meta)
+
+    def open(self, name: str | Path) -> EncryptedGallery:
+        return EncryptedGallery.open(name)
+
+    def label(self, name: str | Path) -> str:
+        """What names this gallery in the key owner's records (its absolute path)."""
+        return str(Path(name).resolve())

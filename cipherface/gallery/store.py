@@ -17,7 +17,9 @@ from typing import Any
 
 from cipherface.errors import GalleryError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+#: Older schemas this version opens (adding what they lack in place): 2 had no commit log.
+UPGRADABLE = {2}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -28,6 +30,7 @@ CREATE TABLE IF NOT EXISTS blocks (
 CREATE TABLE IF NOT EXISTS identities (
     id TEXT PRIMARY KEY, block INTEGER NOT NULL, slot INTEGER NOT NULL, UNIQUE (block, slot));
 CREATE TABLE IF NOT EXISTS seals (block INTEGER PRIMARY KEY, seal TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS commits (request TEXT PRIMARY KEY);
 """
 
 
@@ -63,9 +66,24 @@ class GalleryStore:
             schema = store.meta().get("schema")
         except sqlite3.DatabaseError as exc:
             raise GalleryError(f"{path} is not a cipherface gallery ({exc})") from None
-        if schema != SCHEMA_VERSION:
+        if schema in UPGRADABLE:
+            store._upgrade()
+        elif schema != SCHEMA_VERSION:
+            store.close()
             raise GalleryError(f"{path} has gallery schema {schema}; this cipherface reads schema {SCHEMA_VERSION}")
         return store
+
+    def _upgrade(self) -> None:
+        """Add what an older schema lacks (new tables only; nothing stored is rewritten)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in filter(str.strip, _SCHEMA.split(";")):
+                self._conn.execute(stmt)
+            self._conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (json.dumps(SCHEMA_VERSION),))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -168,6 +186,13 @@ class GalleryStore:
             conn.executemany("INSERT INTO identities (id, block, slot) VALUES (?, ?, ?)", rows)
         except sqlite3.IntegrityError as exc:
             raise GalleryError(f"slot or identity already taken: {exc}") from None
+
+    def committed(self, request: str) -> bool:
+        """Whether a commit with this request id landed already (a client's retry)."""
+        return self._conn.execute("SELECT 1 FROM commits WHERE request = ?", (request,)).fetchone() is not None
+
+    def record_commit(self, conn: sqlite3.Connection, request: str) -> None:
+        conn.execute("INSERT INTO commits (request) VALUES (?)", (request,))
 
     def remove_identities(self, conn: sqlite3.Connection, ids: list[str]) -> None:
         conn.executemany("DELETE FROM identities WHERE id = ?", [(i,) for i in ids])

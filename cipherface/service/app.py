@@ -1,0 +1,336 @@
+"""The matcher as an HTTP service (FastAPI): per tenant, public bundles, packed encrypted
+galleries (one SQLite file each, as in the embedded mode) and opaque slot maps.
+
+It never holds a secret key, a name, a score or a decision: it stores what the key owner
+sends, scans encrypted probes and returns encrypted score blocks. Binary bodies are framed
+envelopes (``frames.py``); errors are JSON ``{"error": class, "message": text}`` carrying the
+``CipherfaceError`` the embedded matcher would raise.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
+
+import cipherface
+from cipherface import envelope
+from cipherface.errors import (
+    AuthenticationError,
+    BodyTooLargeError,
+    CipherfaceError,
+    GalleryError,
+    NotFoundError,
+    StaleScanError,
+    WriteConflictError,
+    WrongKindError,
+)
+from cipherface.gallery.encrypted_gallery import BlockWrite, EncryptedGallery
+from cipherface.roles import Matcher
+from cipherface.service import frames
+from cipherface.service.tokens import TokenStore, checked_name
+
+#: Default largest request body: a commit of two blocks of 129 ciphertexts at N=16384 fits.
+DEFAULT_MAX_BODY = 512 * 1024 * 1024
+STATUS = {
+    AuthenticationError: 401,
+    NotFoundError: 404,
+    WriteConflictError: 409,
+    StaleScanError: 409,
+    BodyTooLargeError: 413,
+}
+T = TypeVar("T")
+
+
+def status_of(exc: CipherfaceError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+class Tenant:
+    """One tenant's folder: galleries/NAME.db and keys/KEY_ID.cfk (public bundles only)."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.name = name
+        self.root = root / "tenants" / name
+
+    def gallery_path(self, name: str) -> Path:
+        return self.root / "galleries" / f"{checked_name(name, 'gallery name')}.db"
+
+    def key_path(self, key_id: str) -> Path:
+        return self.root / "keys" / f"{checked_name(key_id, 'key id')}.cfk"
+
+    def galleries(self) -> list[str]:
+        folder = self.root / "galleries"
+        return sorted(p.stem for p in folder.glob("*.db")) if folder.is_dir() else []
+
+
+def _tenant(request: Request) -> Tenant:
+    """The tenant of the request's bearer token (401 without a known one)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    name = request.app.state.tokens.tenant_of(token.strip()) if scheme.lower() == "bearer" and token else None
+    if name is None:
+        raise AuthenticationError("a valid bearer token is required (`cipherface serve token create`)")
+    return Tenant(request.app.state.root, name)
+
+
+TenantDep = Annotated[Tenant, Depends(_tenant)]
+
+
+class Registry:
+    """Open galleries and matchers, one lock each: requests on one gallery run one at a time (the
+    FHE libraries hold the GIL anyway), requests on different galleries in parallel threads."""
+
+    def __init__(self, scan_workers: int) -> None:
+        self.scan_workers = scan_workers
+        self._lock = threading.Lock()
+        self._galleries: dict[Path, tuple[EncryptedGallery, threading.Lock]] = {}
+        self._matchers: dict[Path, Matcher] = {}
+
+    def run(self, path: Path, fn: Callable[[EncryptedGallery], T]) -> T:
+        with self._lock:
+            entry = self._galleries.get(path)
+            if entry is None:
+                if not path.is_file():
+                    raise NotFoundError(f"no gallery named {path.stem!r}")
+                entry = (EncryptedGallery.open(path), threading.Lock())
+                self._galleries[path] = entry
+        gallery, lock = entry
+        with lock:
+            return fn(gallery)
+
+    def forget(self, path: Path) -> None:
+        with self._lock:
+            entry = self._galleries.pop(path, None)
+            self._matchers.pop(path, None)
+        if entry is not None:
+            with entry[1]:
+                entry[0].close()
+
+    def matcher(self, path: Path) -> Matcher:
+        with self._lock:
+            if path not in self._matchers:
+                if not path.is_file():
+                    raise NotFoundError(f"no public bundle for key {path.stem!r} here: upload it first")
+                self._matchers[path] = Matcher(path)
+            return self._matchers[path]
+
+    def close(self) -> None:
+        for path in list(self._galleries):
+            self.forget(path)
+
+
+def create_app(data_dir: str | Path, *, max_body: int = DEFAULT_MAX_BODY, scan_workers: int = 1) -> FastAPIOffline:
+    """The service over ``data_dir`` (tokens.db and tenants/...)."""
+    root = Path(data_dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    tokens = TokenStore(root)
+    registry = Registry(scan_workers)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPIOffline) -> AsyncIterator[None]:
+        yield
+        registry.close()
+        tokens.close()
+
+    app = FastAPIOffline(
+        lifespan=lifespan,
+        title="cipherface matcher",
+        version=cipherface.__version__,
+        description="The untrusted half of encrypted face matching: it stores and scans ciphertexts only.",
+    )
+    app.state.registry, app.state.tokens, app.state.root = registry, tokens, root
+
+    @app.exception_handler(CipherfaceError)
+    async def _error(request: Request, exc: CipherfaceError) -> JSONResponse:
+        return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status_code=status_of(exc))
+
+    @app.middleware("http")
+    async def _limit(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_body:
+            exc = BodyTooLargeError(f"request body of {int(length)} bytes is over this service's limit of {max_body}")
+            return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status_code=413)
+        return await call_next(request)
+
+    async def body(request: Request) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > max_body:
+                raise BodyTooLargeError(f"request body is over this service's limit of {max_body} bytes")
+            yield chunk
+
+    async def read_frames(request: Request) -> list[bytes]:
+        return await frames.aread(body(request), max_body)
+
+    def framed(parts: list[bytes]) -> StreamingResponse:
+        return StreamingResponse(frames.encode(parts), media_type=frames.MEDIA_TYPE)
+
+    # ------------------------------------------------------------------ health
+    @app.get("/health", tags=["service"])
+    def health() -> dict[str, Any]:
+        """Liveness (no token needed)."""
+        return {"status": "ok", "version": cipherface.__version__}
+
+    # --------------------------------------------------------------- galleries
+    @app.get("/v1/galleries", tags=["galleries"])
+    def list_galleries(t: TenantDep) -> dict[str, Any]:
+        return {"galleries": t.galleries()}
+
+    @app.put("/v1/galleries/{name}", status_code=201, tags=["galleries"])
+    async def create_gallery(name: str, request: Request, t: TenantDep) -> dict[str, Any]:
+        """Body: frames [settings JSON (the key owner's, MAC included), public bundle]."""
+        path = t.gallery_path(name)
+        parts = await read_frames(request)
+        if len(parts) != 2:
+            raise GalleryError("a new gallery is two frames: its settings and its public bundle")
+        meta, bundle = frames.read_header(parts[0]), parts[1]
+        if envelope.decode(bundle).kind != envelope.PUBLIC_BUNDLE:
+            raise WrongKindError("a gallery is created with a public bundle, never a secret one")
+
+        def make() -> None:
+            if path.exists():
+                raise GalleryError(f"gallery {name!r} already exists")
+            EncryptedGallery.create(path, bundle, meta).close()
+
+        await run_in_threadpool(make)
+        return {"created": name}
+
+    @app.delete("/v1/galleries/{name}", tags=["galleries"])
+    def delete_gallery(name: str, t: TenantDep) -> dict[str, Any]:
+        path = t.gallery_path(name)
+        if not path.is_file():
+            raise NotFoundError(f"no gallery named {name!r}")
+        registry.forget(path)
+        for p in path.parent.glob(path.name + "*"):
+            p.unlink()
+        return {"deleted": name}
+
+    @app.get("/v1/galleries/{name}", tags=["galleries"])
+    def gallery_info(name: str, t: TenantDep) -> dict[str, Any]:
+        """Settings (as the key owner signed them) and what the gallery holds."""
+
+        def info(g: EncryptedGallery) -> dict[str, Any]:
+            return {"meta": g.meta(), "info": {**g.info(), "path": name}}
+
+        return registry.run(t.gallery_path(name), info)
+
+    @app.get("/v1/galleries/{name}/bundle", tags=["galleries"])
+    def gallery_bundle(name: str, t: TenantDep) -> Response:
+        bundle = registry.run(t.gallery_path(name), lambda g: g.public_bundle())
+        return Response(bundle, media_type=frames.MEDIA_TYPE)
+
+    @app.get("/v1/galleries/{name}/state", tags=["galleries"])
+    def gallery_state(name: str, t: TenantDep, since: int | None = None) -> dict[str, Any]:
+        """Generation, slot rows and seals; only the generation when it is still ``since``."""
+        state = registry.run(t.gallery_path(name), lambda g: g.state())
+        if since == state.generation:
+            return {"generation": state.generation, "unchanged": True}
+        return {
+            "generation": state.generation,
+            "slots": [[i, b, s] for b, slots in state.slots.items() for s, i in slots.items()],
+            "seals": {str(b): seal for b, seal in state.seals.items()},
+        }
+
+    @app.post("/v1/galleries/{name}/locate", tags=["galleries"])
+    def locate(name: str, ids: list[str], t: TenantDep) -> dict[str, Any]:
+        return {"rows": registry.run(t.gallery_path(name), lambda g: g.locate(ids))}
+
+    @app.post("/v1/galleries/{name}/blocks", tags=["galleries"])
+    def read_blocks(name: str, blocks: list[int], t: TenantDep) -> StreamingResponse:
+        """Blocks as stored: frames [header JSON (seal, slot rows, count per block), blobs...]."""
+        found = registry.run(t.gallery_path(name), lambda g: g.read_blocks(blocks))
+        head = [
+            {"block": b, "seal": s.seal, "slots": [[slot, i] for slot, i in s.slots.items()], "count": len(s.blobs)}
+            for b, s in found.items()
+        ]
+        return framed([frames.header({"blocks": head})] + [blob for s in found.values() for blob in s.blobs])
+
+    @app.post("/v1/galleries/{name}/commit", tags=["galleries"])
+    async def commit(name: str, request: Request, t: TenantDep) -> dict[str, Any]:
+        """The key owner's rewritten blocks and slot rows, in one transaction. Body: frames
+        [header JSON {request, writes: [{block, seal, read_seal, count}], add, remove}, blobs...];
+        a ``request`` id seen before is not committed twice."""
+        path = t.gallery_path(name)
+        parts = await read_frames(request)
+        if not parts:
+            raise GalleryError("a commit needs a header frame")
+        head, blobs = frames.read_header(parts[0]), parts[1:]
+        try:
+            writes, at = {}, 0
+            for w in head["writes"]:
+                count = int(w["count"])
+                writes[int(w["block"])] = BlockWrite(blobs[at : at + count], str(w["seal"]), w["read_seal"])
+                at += count
+            add = [(str(i), int(b), int(s)) for i, b, s in head.get("add", [])]
+            remove = [str(i) for i in head.get("remove", [])]
+            req = head.get("request")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GalleryError(f"malformed commit header: {exc}") from None
+        if at != len(blobs) or not (req is None or (isinstance(req, str) and 16 <= len(req) <= 64)):
+            raise GalleryError("the commit's header does not describe its blobs, or its request id is malformed")
+        await run_in_threadpool(registry.run, path, lambda g: g.commit(writes, add, remove, request=req))
+        return {"committed": True}
+
+    @app.post("/v1/galleries/{name}/scan", tags=["galleries"])
+    async def scan(name: str, request: Request, t: TenantDep) -> StreamingResponse:
+        """An encrypted probe (frames: its component ciphertexts) in; frames [header JSON
+        {generation, count}, one encrypted score block per gallery block] out."""
+        path = t.gallery_path(name)
+        probe = await read_frames(request)
+        generation, results = await run_in_threadpool(
+            registry.run, path, lambda g: g.scan(probe, workers=registry.scan_workers)
+        )
+        return framed([frames.header({"generation": generation, "count": len(results)}), *results])
+
+    # -------------------------------------------------------------------- 1:1
+    @app.put("/v1/keys/{key_id}", status_code=201, tags=["1:1"])
+    async def put_key(key_id: str, request: Request, t: TenantDep) -> dict[str, Any]:
+        """Upload a public bundle for 1:1 comparisons under ``key_id`` (a secret bundle is refused)."""
+        path = t.key_path(key_id)
+        bundle = b"".join([chunk async for chunk in body(request)])
+
+        def store() -> None:
+            Matcher(bundle)  # refuses a secret bundle and anything that is no public bundle
+            env = envelope.decode(bundle)
+            if env.key_id != key_id:
+                raise GalleryError(f"this public bundle is for key {env.key_id}, not {key_id}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(bundle)
+            os.replace(tmp, path)
+            registry.forget(path)
+
+        await run_in_threadpool(store)
+        return {"key_id": key_id}
+
+    @app.get("/v1/keys/{key_id}", tags=["1:1"])
+    def get_key(key_id: str, t: TenantDep) -> dict[str, Any]:
+        """Whether a public bundle is held for ``key_id``, and its size."""
+        path = t.key_path(key_id)
+        if not path.is_file():
+            raise NotFoundError(f"no public bundle for key {key_id!r} here: upload it first")
+        return {"key_id": key_id, "bytes": path.stat().st_size}
+
+    @app.post("/v1/keys/{key_id}/distance", tags=["1:1"])
+    async def distance(key_id: str, request: Request, t: TenantDep) -> Response:
+        """Frames [ciphertext A, ciphertext B] in; the encrypted distance (a result envelope) out."""
+        path = t.key_path(key_id)
+        parts = await read_frames(request)
+        if len(parts) != 2:
+            raise GalleryError("a 1:1 comparison is two frames: two encrypted embeddings")
+        result = await run_in_threadpool(lambda: registry.matcher(path).distance(*parts))
+        return Response(result, media_type=frames.MEDIA_TYPE)
+
+    return app
