@@ -4,13 +4,10 @@ port, the real client (``RemoteMatcher``, the CLI's --matcher), real photos, rea
 import json
 import os
 import shutil
-import socket
 import sqlite3
-import ssl
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -22,16 +19,11 @@ from cipherface import KeyOwner, envelope
 from cipherface.errors import BodyTooLargeError, IntegrityError, NotFoundError, ServiceError
 from cipherface.identification import Identifier
 from cipherface.service import RemoteMatcher, frames
+from cipherface.service.process import free_port, running, serve_command
 
 TESTS = Path(__file__).resolve().parent
 #: The services here take bodies up to 48 MiB (a block of 128 seeded ciphertexts is ~21 MB).
 MAX_BODY = 48 * 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cli(*args, env=None, check=True):
@@ -43,45 +35,13 @@ def cli(*args, env=None, check=True):
     return proc
 
 
-@contextmanager
-def running(command, url, ca=None):
-    """A server process, up when /health answers, stopped (and reaped) afterwards."""
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                verify = ssl.create_default_context(cafile=ca) if ca else True
-                if httpx.get(f"{url}/health", verify=verify, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the server did not start: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def serve(data, *extra):
-    port = free_port()
-    command = [sys.executable, "-m", "cipherface", "serve", "--data", str(data), "--port", str(port), *extra]
-    return command, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     data = tmp_path_factory.mktemp("matcher-data")
     tokens = {
         t: cli("serve", "token", "create", "--data", str(data), "--tenant", t).stdout.strip() for t in ("acme", "rival")
     }
-    command, url = serve(data, "--max-body", str(MAX_BODY))
+    command, url = serve_command(data, "--max-body", str(MAX_BODY))
     with running(command, url):
         yield {"url": url, "data": data, "tokens": tokens}
 
@@ -247,7 +207,7 @@ def two_blocks(tmp_path_factory):
     rng = np.random.default_rng(8)
     vectors = rng.normal(size=(4100, 128))
     keys = tmp_path_factory.mktemp("two-blocks-owner") / "keys"
-    command, url = serve(data, "--max-body", str(MAX_BODY))
+    command, url = serve_command(data, "--max-body", str(MAX_BODY))
     with running(command, url):
         with (
             RemoteMatcher(url, token) as remote,
@@ -280,7 +240,7 @@ def test_a_service_that_swaps_blocks_or_serves_a_stale_gallery_is_caught(two_blo
     pristine = tmp_path / "pristine.db"
     shutil.copy(path, pristine)
     vectors = two_blocks["vectors"]
-    command, url = serve(two_blocks["data"])
+    command, url = serve_command(two_blocks["data"])
     try:
         with running(command, url):
             assert identify_through(two_blocks, url, vectors[4099]).identity == "p4099"
@@ -292,7 +252,7 @@ def test_a_service_that_swaps_blocks_or_serves_a_stale_gallery_is_caught(two_blo
         shutil.copy(pristine, path)  # the matcher serves its old copy of the gallery
         for suffix in ("-wal", "-shm"):
             Path(str(path) + suffix).unlink(missing_ok=True)
-        with running(*serve(two_blocks["data"])) as url2:
+        with running(*serve_command(two_blocks["data"])) as url2:
             with pytest.raises(IntegrityError, match="stale"):
                 identify_through(two_blocks, url2, vectors[7])
         conn = sqlite3.connect(path)  # then swaps its two blocks, seals and slot rows included
@@ -302,7 +262,7 @@ def test_a_service_that_swaps_blocks_or_serves_a_stale_gallery_is_caught(two_blo
                 conn.execute(f"UPDATE {table} SET block = 0 WHERE block = 1")
                 conn.execute(f"UPDATE {table} SET block = 1 WHERE block = -1")
         conn.close()
-        with running(*serve(two_blocks["data"])) as url3:
+        with running(*serve_command(two_blocks["data"])) as url3:
             with pytest.raises(IntegrityError):
                 identify_through(two_blocks, url3, vectors[4099])
     finally:
@@ -319,9 +279,9 @@ def test_https_with_a_certificate_the_client_verifies(tmp_path):
     cert.private_key_pem.write_to_path(str(key_file))
     data = tmp_path / "data"
     token = cli("serve", "token", "create", "--data", str(data), "--tenant", "t").stdout.strip()
-    command, url = serve(data, "--certfile", str(cert_file), "--keyfile", str(key_file))
+    command, url = serve_command(data, "--certfile", str(cert_file), "--keyfile", str(key_file))
     url = url.replace("http://", "https://")
-    with running(command, url, ca=str(ca_file)):
+    with running(command, url, ca_file=str(ca_file)):
         with RemoteMatcher(url, token, ca_file=str(ca_file)) as remote:
             rng = np.random.default_rng(3)
             v = rng.normal(size=(3, 16))
@@ -332,3 +292,68 @@ def test_https_with_a_certificate_the_client_verifies(tmp_path):
                 assert ident.identify(v[1], top_k=1).identity == "b"
         with RemoteMatcher(url, token) as unverified, pytest.raises(ServiceError, match="cannot reach|CERTIFICATE"):
             unverified.health()  # the system CAs do not vouch for this certificate
+
+
+def committed(gallery: Path) -> int:
+    """Identities committed to a gallery file (read as any SQLite reader may, beside the server)."""
+    try:
+        with sqlite3.connect(f"file:{gallery}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM identities").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_a_server_killed_during_enrolment_loses_no_committed_identity(tmp_path):
+    """kill -9 of the service while a client enrols batch after batch; after a restart, every name
+    the key owner's directory holds is in the gallery and found (= plaintext), and nothing else."""
+    import signal
+    import threading
+
+    data = tmp_path / "data"
+    token = cli("serve", "token", "create", "--data", str(data), "--tenant", "t").stdout.strip()
+    rng = np.random.default_rng(11)
+    vectors = rng.normal(size=(3000, 32))
+    keys = tmp_path / "keys"
+    command, url = serve_command(data)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    failures = []
+
+    def enrol() -> None:
+        try:
+            with RemoteMatcher(url, token) as remote:
+                for _ in range(100):  # until the service dies (bounded)
+                    try:
+                        if remote.health():
+                            break
+                    except ServiceError:
+                        time.sleep(0.2)
+                with Identifier.open("g", keys, create=True, backend="tenseal", dim=32, matcher=remote) as ident:
+                    for start in range(0, len(vectors), 100):
+                        names = [f"p{i}" for i in range(start, start + 100)]
+                        ident.enroll(names, list(vectors[start : start + 100]), progress=False)
+        except ServiceError as exc:
+            failures.append(exc)
+
+    worker = threading.Thread(target=enrol)
+    worker.start()
+    try:
+        gallery, deadline = data / "tenants" / "t" / "galleries" / "g.db", time.monotonic() + 180
+        while time.monotonic() < deadline and committed(gallery) < 200:  # two batches in, the next in flight
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        worker.join(120)
+        assert failures, "the enrolling client should have seen the service die"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with running(*serve_command(data)) as url2, RemoteMatcher(url2, token) as remote:
+        with Identifier.open("g", keys, matcher=remote) as ident:
+            names = ident.names()
+            assert 0 < len(names) < len(vectors) and ident.gallery.count() == len(names)
+            for name in list(names)[:: max(1, len(names) // 8)]:
+                i = int(name[1:])
+                assert ident.identify(vectors[i], top_k=1).identity == name
+            ident.enroll(["late"], [vectors[-1]], progress=False)  # and it takes new enrolments
+            assert ident.identify(vectors[-1], top_k=1).identity == "late"

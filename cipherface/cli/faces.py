@@ -271,13 +271,21 @@ def demo(backend, metric, photos) -> None:
         sys.exit(1)
 
 
+def _files(folder: Path) -> str:
+    return ", ".join(sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()))
+
+
 def _demo_identification(embedder, mirrored) -> int:
-    """1:N: a small packed gallery of the sample people plus synthetic strangers; returns 1 if wrong."""
+    """1:N through a matcher service started as a process of its own on 127.0.0.1: a small packed
+    gallery of the sample people plus synthetic strangers; returns 1 if the answer is wrong."""
     import tempfile
 
     import numpy as np
 
     from cipherface.identification import Identifier
+    from cipherface.service import RemoteMatcher
+    from cipherface.service.process import running, serve_command
+    from cipherface.service.tokens import TokenStore
 
     faces = [
         ("astronaut", embedder.represent(sample_path("astronaut"))[0].embedding),
@@ -288,16 +296,28 @@ def _demo_identification(embedder, mirrored) -> int:
     strangers = rng.normal(size=(2000, embedder.dim))
     strangers *= np.linalg.norm(faces[0][1]) / np.linalg.norm(strangers, axis=1, keepdims=True)
     names = [n for n, _ in faces] + [f"stranger-{i}" for i in range(len(strangers))]
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        Identifier.open(Path(tmp) / "gallery.db", Path(tmp) / "keys", create=True, dim=embedder.dim) as ident,
-    ):
-        ident.enroll(names, [e for _, e in faces] + list(strangers), progress=False)
-        result = ident.identify(embedder.represent(mirrored)[0].embedding, top_k=3)
-        info = ident.gallery.info()
+    with tempfile.TemporaryDirectory() as tmp:
+        matcher_dir, owner_dir = Path(tmp) / "matcher", Path(tmp) / "key-owner"
+        tokens = TokenStore(matcher_dir)
+        token = tokens.create("demo")
+        tokens.close()
+        command, url = serve_command(matcher_dir)
+        with (
+            running(command, url),
+            RemoteMatcher(url, token) as remote,
+            Identifier.open("people", owner_dir, create=True, dim=embedder.dim, matcher=remote) as ident,
+        ):
+            click.echo(f"  1:N: matcher service started as a separate process at {url} (its own folder, a token)")
+            ident.enroll(names, [e for _, e in faces] + list(strangers), progress=False)
+            result = ident.identify(embedder.represent(mirrored)[0].embedding, top_k=3)
+            info = ident.gallery.info()
+            click.echo(
+                f"      the matcher holds: {_files(matcher_dir)} (public bundle, blocks, opaque ids, token hashes)"
+            )
+            click.echo(f"      the key owner holds: {_files(owner_dir)} (secret key, names, block versions)")
     ok = result.identity == "astronaut"
     click.echo(
-        f"  1:N: the mirrored astronaut against an encrypted gallery of {info['identities']} templates "
+        f"      the mirrored astronaut against an encrypted gallery of {info['identities']} templates "
         f"({info['blocks']} packed block(s)) -> {result.identity or 'unknown'} "
         f"{'ok' if ok else 'UNEXPECTED'}  [{sum(result.timings_ms.values()):.0f} ms; the matcher saw opaque ids only]"
     )
