@@ -44,6 +44,13 @@ def _error(response: httpx.Response) -> CipherfaceError:
     return cls(str(message))
 
 
+def _body_size(request: httpx.Request) -> int:
+    try:
+        return len(request.content)
+    except httpx.RequestNotRead:  # streamed from an iterator: not kept
+        return 0
+
+
 class RemoteMatcher:
     """A matcher service at ``url``, as one tenant (its bearer ``token``)."""
 
@@ -56,6 +63,8 @@ class RemoteMatcher:
         if not url.startswith(("http://", "https://")):
             raise ServiceError(f"a matcher URL starts with http:// or https://, got {url[:80]!r}")
         self.url = url.rstrip("/")
+        #: Bytes of request bodies sent and of answers received (what the wire carried, framing included).
+        self.sent = self.received = 0
         ca_file = ca_file or os.environ.get(CA_ENV)
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
         self._http = httpx.Client(
@@ -86,6 +95,8 @@ class RemoteMatcher:
                 if parts is not None:
                     kwargs["content"] = frames.encode(parts)
                 response = self._http.request(method, path, **kwargs)
+                self.sent += sum(len(p) + 8 for p in parts) if parts is not None else _body_size(response.request)
+                self.received += len(response.content)
                 break
             except httpx.TransportError as exc:
                 if attempt == (ATTEMPTS if retry else 1) - 1:
@@ -102,10 +113,13 @@ class RemoteMatcher:
             try:
                 body = None if content is None else frames.encode(content)
                 with self._http.stream(method, path, content=body, **kwargs) as response:
+                    self.sent += sum(len(p) + 8 for p in content) if content is not None else 0
                     if response.status_code >= 400:
                         response.read()
                         raise _error(response)
-                    return list(frames.read(response.iter_bytes(), MAX_FRAME))
+                    out = list(frames.read(response.iter_bytes(), MAX_FRAME))
+                    self.received += sum(len(p) + 8 for p in out)
+                    return out
             except httpx.TransportError as exc:
                 if attempt == ATTEMPTS - 1:
                     raise ServiceError(f"cannot reach the matcher at {self.url}: {exc}") from None
