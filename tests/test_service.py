@@ -146,6 +146,14 @@ def test_cli_enrol_identify_info_remove_through_the_service(service, faces, tmp_
     assert out["identity"] is None and out["candidates"][0]["name"] == "bob"
 
 
+def test_openapi_docs_are_served_offline(service):
+    page = httpx.get(f"{service['url']}/docs")
+    assert page.status_code == 200 and "swagger" in page.text.lower()
+    assert "cdn.jsdelivr" not in page.text and "unpkg.com" not in page.text  # assets come from the package
+    spec = httpx.get(f"{service['url']}/openapi.json").json()
+    assert "/v1/galleries/{name}/scan" in spec["paths"] and "/v1/keys/{key_id}/distance" in spec["paths"]
+
+
 def test_another_tenant_sees_nothing_and_touches_nothing(service, photos):
     rival = RemoteMatcher(service["url"], service["tokens"]["rival"])
     assert "photos" not in rival.galleries() and not rival.exists("photos")

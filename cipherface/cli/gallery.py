@@ -36,6 +36,8 @@ gallery_option = click.option(
 )
 key_option = click.option(
     "--key",
+    "--keys",
+    "key",
     type=click.Path(file_okay=False),
     default=None,
     help="Key owner's folder (secret bundle, MAC key, names and block versions); default: a folder of its "

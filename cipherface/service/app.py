@@ -109,6 +109,12 @@ class Registry:
         with lock:
             return fn(gallery)
 
+    def create(self, path: Path, bundle: bytes, meta: dict[str, Any]) -> None:
+        with self._lock:  # two clients racing to make the same name: one wins, one is told
+            if path.exists():
+                raise GalleryError(f"gallery {path.stem!r} already exists")
+            EncryptedGallery.create(path, bundle, meta).close()
+
     def forget(self, path: Path) -> None:
         with self._lock:
             entry = self._galleries.pop(path, None)
@@ -199,12 +205,7 @@ def create_app(data_dir: str | Path, *, max_body: int = DEFAULT_MAX_BODY, scan_w
         if envelope.decode(bundle).kind != envelope.PUBLIC_BUNDLE:
             raise WrongKindError("a gallery is created with a public bundle, never a secret one")
 
-        def make() -> None:
-            if path.exists():
-                raise GalleryError(f"gallery {name!r} already exists")
-            EncryptedGallery.create(path, bundle, meta).close()
-
-        await run_in_threadpool(make)
+        await run_in_threadpool(registry.create, path, bundle, meta)
         return {"created": name}
 
     @app.delete("/v1/galleries/{name}", tags=["galleries"])
