@@ -455,12 +455,9 @@ class Identifier:
         name the wrong person."""
         for _ in range(MAX_ATTEMPTS):
             try:
-                generation, results = self.gallery.scan(probe, workers=workers)
+                return self.gallery.scan_with_state(probe, workers=workers)
             except StaleScanError:
                 continue
-            state = self.gallery.state()
-            if state.generation == generation:
-                return results, state
         raise StaleScanError(f"the gallery changed during each of {MAX_ATTEMPTS} scans: try again when it is quieter")
 
     def _rank(self, ids: list[str], values: np.ndarray, top_k: int, threshold: float) -> list[Candidate]:

@@ -18,6 +18,7 @@ from cipherface.errors import (
     DimensionError,
     GalleryError,
     KeyMismatchError,
+    StaleScanError,
     WriteConflictError,
 )
 from cipherface.gallery.scan import BlockCache, ScanPool, scan_blocks
@@ -296,6 +297,17 @@ class EncryptedGallery:
             return self._pool.scan(probe)
         generation, blocks = self._cache.load()
         return generation, scan_blocks(self.backend, blocks, probe)
+
+    def scan_with_state(self, probe: Sequence[bytes], workers: int = 1) -> tuple[list[bytes], GalleryState]:
+        """The scores of every block and the state (slot map, seals) of the generation they were
+        computed on; ``StaleScanError`` if a commit landed in between (scan again)."""
+        generation, results = self.scan(probe, workers)
+        state = self.state()
+        if state.generation != generation:
+            raise StaleScanError(
+                f"the gallery committed during the scan (generation {generation} -> {state.generation})"
+            )
+        return results, state
 
 
 class Galleries(Protocol):

@@ -22,13 +22,14 @@ from cipherface.gallery.store import GalleryStore
 
 
 class BlockCache:
-    """A share of the store's blocks, deserialised in memory from one snapshot and read again only
-    when a commit changed the gallery (its generation)."""
+    """A share of the store's blocks, deserialised in memory. When a commit changed the gallery (its
+    generation), only the blocks whose seal changed are read again: an enrolment that rewrites one
+    block of a large gallery costs one block's deserialisation, not the gallery's."""
 
     def __init__(self, store: GalleryStore, backend: FHEBackend) -> None:
         self.store = store
         self.backend = backend
-        self._blocks: dict[int, list[Ciphertext]] = {}
+        self._blocks: dict[int, tuple[str | None, list[Ciphertext]]] = {}  # block -> (seal, ciphertexts)
         self._key: tuple[int, tuple[int, int]] | None = None  # (generation, part) they were loaded for
 
     def load(self, part: tuple[int, int] = (0, 1)) -> tuple[int, dict[int, list[Ciphertext]]]:
@@ -36,16 +37,20 @@ class BlockCache:
         with self.store.snapshot():
             generation = self.store.generation()
             if self._key != (generation, part):
-                wanted = [b for b in self.store.block_ids() if b % part[1] == part[0]]
-                self._blocks = {
-                    b: [
-                        self.backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0]
-                        for x in self.store.read_block(b)
-                    ]
-                    for b in wanted
-                }
+                seals = self.store.seals()
+                fresh = {}
+                for b in self.store.block_ids():
+                    if b % part[1] != part[0]:
+                        continue
+                    cached = self._blocks.get(b)
+                    if cached is None or cached[0] is None or cached[0] != seals.get(b):
+                        blobs = self.store.read_block(b)
+                        cts = [self.backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in blobs]
+                        cached = (seals.get(b), cts)
+                    fresh[b] = cached
+                self._blocks = fresh
                 self._key = (generation, part)
-        return generation, self._blocks
+        return generation, {b: cts for b, (_, cts) in self._blocks.items()}
 
 
 def scan_blocks(backend: FHEBackend, blocks: dict[int, list[Ciphertext]], probe: Sequence[bytes]) -> list[bytes]:

@@ -33,7 +33,7 @@ from cipherface.errors import (
     WriteConflictError,
     WrongKindError,
 )
-from cipherface.gallery.encrypted_gallery import BlockWrite, EncryptedGallery
+from cipherface.gallery.encrypted_gallery import BlockWrite, EncryptedGallery, GalleryState
 from cipherface.roles import Matcher
 from cipherface.service import frames
 from cipherface.service.tokens import TokenStore, checked_name
@@ -85,6 +85,17 @@ def _tenant(request: Request) -> Tenant:
 
 
 TenantDep = Annotated[Tenant, Depends(_tenant)]
+
+
+def state_body(state: GalleryState, since: int | None) -> dict[str, Any]:
+    """A gallery state as JSON: generation, slot rows, seals (only the generation if it is ``since``)."""
+    if since == state.generation:
+        return {"generation": state.generation, "unchanged": True}
+    return {
+        "generation": state.generation,
+        "slots": [[i, b, s] for b, slots in state.slots.items() for s, i in slots.items()],
+        "seals": {str(b): seal for b, seal in state.seals.items()},
+    }
 
 
 class Registry:
@@ -235,14 +246,7 @@ def create_app(data_dir: str | Path, *, max_body: int = DEFAULT_MAX_BODY, scan_w
     @app.get("/v1/galleries/{name}/state", tags=["galleries"])
     def gallery_state(name: str, t: TenantDep, since: int | None = None) -> dict[str, Any]:
         """Generation, slot rows and seals; only the generation when it is still ``since``."""
-        state = registry.run(t.gallery_path(name), lambda g: g.state())
-        if since == state.generation:
-            return {"generation": state.generation, "unchanged": True}
-        return {
-            "generation": state.generation,
-            "slots": [[i, b, s] for b, slots in state.slots.items() for s, i in slots.items()],
-            "seals": {str(b): seal for b, seal in state.seals.items()},
-        }
+        return state_body(registry.run(t.gallery_path(name), lambda g: g.state()), since)
 
     @app.post("/v1/galleries/{name}/locate", tags=["galleries"])
     def locate(name: str, ids: list[str], t: TenantDep) -> dict[str, Any]:
@@ -285,15 +289,16 @@ def create_app(data_dir: str | Path, *, max_body: int = DEFAULT_MAX_BODY, scan_w
         return {"committed": True}
 
     @app.post("/v1/galleries/{name}/scan", tags=["galleries"])
-    async def scan(name: str, request: Request, t: TenantDep) -> StreamingResponse:
+    async def scan(name: str, request: Request, t: TenantDep, since: int | None = None) -> StreamingResponse:
         """An encrypted probe (frames: its component ciphertexts) in; frames [header JSON
-        {generation, count}, one encrypted score block per gallery block] out."""
+        {generation, count, the state of that generation as /state gives it}, one encrypted score
+        block per gallery block] out: scores and slot map from one commit, in one round trip."""
         path = t.gallery_path(name)
         probe = await read_frames(request)
-        generation, results = await run_in_threadpool(
-            registry.run, path, lambda g: g.scan(probe, workers=registry.scan_workers)
+        results, state = await run_in_threadpool(
+            registry.run, path, lambda g: g.scan_with_state(probe, workers=registry.scan_workers)
         )
-        return framed([frames.header({"generation": generation, "count": len(results)}), *results])
+        return framed([frames.header({**state_body(state, since), "count": len(results)}), *results])
 
     # -------------------------------------------------------------------- 1:1
     @app.put("/v1/keys/{key_id}", status_code=201, tags=["1:1"])

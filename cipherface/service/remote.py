@@ -229,9 +229,11 @@ class RemoteGallery:
     def count(self) -> int:
         return int(self.info()["identities"])
 
-    def state(self) -> GalleryState:
-        since = {} if self._state is None else {"since": self._state.generation}
-        body = self.remote.request("GET", f"{self._path}/state", params=since).json()
+    def _since(self) -> dict[str, int]:
+        return {} if self._state is None else {"since": self._state.generation}
+
+    def _read_state(self, body: dict[str, Any]) -> GalleryState:
+        """The state an answer carries (or the cached one, when it says it is unchanged)."""
         try:
             if body.get("unchanged") and self._state is not None and body["generation"] == self._state.generation:
                 return self._state
@@ -243,6 +245,9 @@ class RemoteGallery:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IntegrityError(f"gallery {self.label}: the matcher's state is malformed ({exc})") from None
         return self._state
+
+    def state(self) -> GalleryState:
+        return self._read_state(self.remote.request("GET", f"{self._path}/state", params=self._since()).json())
 
     def seal_of(self, block: int) -> str | None:
         self._state = None  # fresh: asked after a commit whose answer was lost
@@ -281,15 +286,17 @@ class RemoteGallery:
         self.remote.request("POST", f"{self._path}/commit", parts=[frames.header(head), *blobs])
         self._state = None
 
-    def scan(self, probe: Sequence[bytes], workers: int = 1) -> tuple[int, list[bytes]]:
-        parts = self.remote.framed("POST", f"{self._path}/scan", list(probe))
+    def scan_with_state(self, probe: Sequence[bytes], workers: int = 1) -> tuple[list[bytes], GalleryState]:
+        """Scores and the state of the generation they were computed on, in one round trip (the
+        service scans on its own ``--scan-workers``)."""
+        parts = self.remote.framed("POST", f"{self._path}/scan", list(probe), params=self._since())
         if not parts:
             raise IntegrityError(f"gallery {self.label}: the scan answered nothing")
-        head = frames.read_header(parts[0])
-        generation = head.get("generation")
-        if type(generation) is not int:
-            raise IntegrityError(f"gallery {self.label}: the scan names no generation")
-        return generation, parts[1:]
+        return parts[1:], self._read_state(frames.read_header(parts[0]))
+
+    def scan(self, probe: Sequence[bytes], workers: int = 1) -> tuple[int, list[bytes]]:
+        results, state = self.scan_with_state(probe, workers)
+        return state.generation, results
 
     def checkpoint(self) -> None:
         """Nothing to do: the service folds its own write-ahead log."""
