@@ -365,3 +365,20 @@ def test_a_server_killed_during_enrolment_loses_no_committed_identity(tmp_path):
                 assert ident.identify(vectors[i], top_k=1).identity == name
             ident.enroll(["late"], [vectors[-1]], progress=False)  # and it takes new enrolments
             assert ident.identify(vectors[-1], top_k=1).identity == "late"
+
+
+def test_state_changes_travel_as_deltas_that_merge_into_the_full_state(service, tmp_path):
+    remote = RemoteMatcher(service["url"], service["tokens"]["acme"])
+    rng = np.random.default_rng(4)
+    with Identifier.open("delta", tmp_path / "k", create=True, backend="tenseal", dim=8, matcher=remote) as ident:
+        ident.enroll(["a", "b"], list(rng.normal(size=(2, 8))), progress=False)
+        held = ident.gallery.state()
+        path = "/v1/galleries/delta/state"
+        assert remote.request("GET", path, params={"since": held.generation}).json()["unchanged"]
+        ident.enroll(["c"], list(rng.normal(size=(1, 8))), progress=False)
+        delta = remote.request("GET", path, params={"since": held.generation}).json()
+        assert delta["since"] == held.generation and delta["blocks"] == [0]
+        assert "slots" in remote.request("GET", path, params={"since": 10**9}).json()  # unknown: the whole state
+        assert ident.gallery.state() == remote.open("delta").state()  # merged == fetched whole
+        assert ident.identify(rng.normal(size=8), top_k=3).candidates
+    remote.close()

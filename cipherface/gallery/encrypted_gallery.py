@@ -232,6 +232,16 @@ class EncryptedGallery:
                 self._state = GalleryState(generation, slots, self.store.seals())
         return self._state
 
+    def changed_since(self, generation: int | None) -> list[int] | None:
+        """Blocks rewritten after ``generation`` (their slot rows and seals are all that changed), or
+        None when that generation is unknown here (then only the whole state will do)."""
+        if generation is None:
+            return None
+        with self.store.snapshot():
+            if not 0 <= generation <= self.store.generation():
+                return None
+            return self.store.written_since(generation)
+
     # --------------------------------------------------------------- writes
     def read_blocks(self, blocks: Sequence[int]) -> dict[int, StoredBlock]:
         """Blocks as stored, with their seals and slot rows, from one snapshot (the key owner

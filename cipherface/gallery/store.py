@@ -18,7 +18,8 @@ from typing import Any
 from cipherface.errors import GalleryError
 
 SCHEMA_VERSION = 3
-#: Older schemas this version opens (adding what they lack in place): 2 had no commit log.
+#: Older schemas this version opens (adding what they lack in place): 2 had no commit log and
+#: did not record the generation each block was last written in.
 UPGRADABLE = {2}
 
 _SCHEMA = """
@@ -31,6 +32,7 @@ CREATE TABLE IF NOT EXISTS identities (
     id TEXT PRIMARY KEY, block INTEGER NOT NULL, slot INTEGER NOT NULL, UNIQUE (block, slot));
 CREATE TABLE IF NOT EXISTS seals (block INTEGER PRIMARY KEY, seal TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS commits (request TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS written (block INTEGER PRIMARY KEY, generation INTEGER NOT NULL);
 """
 
 
@@ -79,6 +81,7 @@ class GalleryStore:
         try:
             for stmt in filter(str.strip, _SCHEMA.split(";")):
                 self._conn.execute(stmt)
+            self._conn.execute("INSERT OR IGNORE INTO written SELECT block, 0 FROM seals")
             self._conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (json.dumps(SCHEMA_VERSION),))
             self._conn.execute("COMMIT")
         except BaseException:
@@ -179,13 +182,23 @@ class GalleryStore:
         )
 
     def write_seal(self, conn: sqlite3.Connection, block: int, seal: str) -> None:
+        """A block's new seal, and the generation this transaction commits as its last write."""
         conn.execute("INSERT OR REPLACE INTO seals (block, seal) VALUES (?, ?)", (block, seal))
+        conn.execute(
+            "INSERT OR REPLACE INTO written (block, generation) "
+            "SELECT ?, CAST(value AS INTEGER) + 1 FROM meta WHERE key = 'generation'",
+            (block,),
+        )
 
     def add_identities(self, conn: sqlite3.Connection, rows: list[tuple[str, int, int]]) -> None:
         try:
             conn.executemany("INSERT INTO identities (id, block, slot) VALUES (?, ?, ?)", rows)
         except sqlite3.IntegrityError as exc:
             raise GalleryError(f"slot or identity already taken: {exc}") from None
+
+    def written_since(self, generation: int) -> list[int]:
+        """Blocks rewritten in a commit after ``generation`` (slot rows change only in those)."""
+        return [b for (b,) in self._conn.execute("SELECT block FROM written WHERE generation > ?", (generation,))]
 
     def committed(self, request: str) -> bool:
         """Whether a commit with this request id landed already (a client's retry)."""

@@ -87,15 +87,22 @@ def _tenant(request: Request) -> Tenant:
 TenantDep = Annotated[Tenant, Depends(_tenant)]
 
 
-def state_body(state: GalleryState, since: int | None) -> dict[str, Any]:
-    """A gallery state as JSON: generation, slot rows, seals (only the generation if it is ``since``)."""
+def state_body(gallery: EncryptedGallery, state: GalleryState, since: int | None) -> dict[str, Any]:
+    """A gallery state as JSON: generation, slot rows, seals. For a client that holds generation
+    ``since``: nothing more when it is current, else only the blocks rewritten after it (the
+    key owner checks the merged state as a whole, seals against its own versions)."""
     if since == state.generation:
         return {"generation": state.generation, "unchanged": True}
-    return {
+    changed = gallery.changed_since(since)
+    blocks = sorted(state.seals) if changed is None else sorted(set(changed) & set(state.seals))
+    body: dict[str, Any] = {
         "generation": state.generation,
-        "slots": [[i, b, s] for b, slots in state.slots.items() for s, i in slots.items()],
-        "seals": {str(b): seal for b, seal in state.seals.items()},
+        "slots": [[i, b, s] for b in blocks for s, i in state.slots.get(b, {}).items()],
+        "seals": {str(b): state.seals[b] for b in blocks},
     }
+    if changed is not None:
+        body.update(since=since, blocks=blocks)
+    return body
 
 
 class Registry:
@@ -246,7 +253,7 @@ def create_app(data_dir: str | Path, *, max_body: int = DEFAULT_MAX_BODY, scan_w
     @app.get("/v1/galleries/{name}/state", tags=["galleries"])
     def gallery_state(name: str, t: TenantDep, since: int | None = None) -> dict[str, Any]:
         """Generation, slot rows and seals; only the generation when it is still ``since``."""
-        return state_body(registry.run(t.gallery_path(name), lambda g: g.state()), since)
+        return registry.run(t.gallery_path(name), lambda g: state_body(g, g.state(), since))
 
     @app.post("/v1/galleries/{name}/locate", tags=["galleries"])
     def locate(name: str, ids: list[str], t: TenantDep) -> dict[str, Any]:
@@ -295,10 +302,13 @@ def create_app(data_dir: str | Path, *, max_body: int = DEFAULT_MAX_BODY, scan_w
         block per gallery block] out: scores and slot map from one commit, in one round trip."""
         path = t.gallery_path(name)
         probe = await read_frames(request)
-        results, state = await run_in_threadpool(
-            registry.run, path, lambda g: g.scan_with_state(probe, workers=registry.scan_workers)
-        )
-        return framed([frames.header({**state_body(state, since), "count": len(results)}), *results])
+
+        def scanned(g: EncryptedGallery) -> tuple[list[bytes], dict[str, Any]]:
+            results, state = g.scan_with_state(probe, workers=registry.scan_workers)
+            return results, state_body(g, state, since)
+
+        results, body = await run_in_threadpool(registry.run, path, scanned)
+        return framed([frames.header({**body, "count": len(results)}), *results])
 
     # -------------------------------------------------------------------- 1:1
     @app.put("/v1/keys/{key_id}", status_code=201, tags=["1:1"])

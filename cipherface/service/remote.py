@@ -235,12 +235,22 @@ class RemoteGallery:
     def _read_state(self, body: dict[str, Any]) -> GalleryState:
         """The state an answer carries (or the cached one, when it says it is unchanged)."""
         try:
-            if body.get("unchanged") and self._state is not None and body["generation"] == self._state.generation:
-                return self._state
+            cached = self._state
+            if body.get("unchanged") and cached is not None and body["generation"] == cached.generation:
+                return cached
             slots: dict[int, dict[int, str]] = {}
+            seals: dict[int, str] = {}
+            if "since" in body:  # only the blocks rewritten since the generation held here
+                if cached is None or body["since"] != cached.generation:
+                    raise ValueError("a change list against a generation this client does not hold")
+                blocks = {int(b) for b in body["blocks"]}
+                slots = {b: dict(rows) for b, rows in cached.slots.items() if b not in blocks}
+                seals = {b: seal for b, seal in cached.seals.items() if b not in blocks}
             for ident, block, slot in body["slots"]:
+                if "since" in body and int(block) not in blocks:
+                    raise ValueError(f"a slot row of block {block}, which the change list does not name")
                 slots.setdefault(int(block), {})[int(slot)] = str(ident)
-            seals = {int(b): str(s) for b, s in body["seals"].items()}
+            seals.update({int(b): str(s) for b, s in body["seals"].items()})
             self._state = GalleryState(int(body["generation"]), slots, seals)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IntegrityError(f"gallery {self.label}: the matcher's state is malformed ({exc})") from None
