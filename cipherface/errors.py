@@ -100,3 +100,7 @@ class AuthenticationError(ServiceError):
 
 class BodyTooLargeError(ServiceError):
     """A request body over the service's limit (HTTP 413)."""
+
+
+class RequestTimeoutError(ServiceError):
+    """A request body that stalled past the service's read timeout (HTTP 408)."""

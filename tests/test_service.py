@@ -382,3 +382,23 @@ def test_state_changes_travel_as_deltas_that_merge_into_the_full_state(service, 
         assert ident.gallery.state() == remote.open("delta").state()  # merged == fetched whole
         assert ident.identify(rng.normal(size=8), top_k=3).candidates
     remote.close()
+
+
+def test_a_stalled_request_body_times_out_with_408(tmp_path):
+    import socket
+
+    data = tmp_path / "data"
+    token = cli("serve", "token", "create", "--data", str(data), "--tenant", "t").stdout.strip()
+    command, url = serve_command(data, "--read-timeout", "1")
+    with running(command, url):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            conn.sendall(
+                b"POST /v1/galleries/g/scan HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token.encode()
+                + b"\r\nContent-Length: 1000\r\n\r\n" + b"\0" * 10
+            )  # fmt: skip
+            answer = b""  # then nothing more is sent: the service answers by itself
+            while b"}" not in answer and (chunk := conn.recv(4096)):
+                answer += chunk
+        answer = answer.decode()
+        assert answer.startswith("HTTP/1.1 408") and "RequestTimeoutError" in answer

@@ -24,8 +24,12 @@ data_option = click.option(
     "--max-body", type=click.IntRange(min=1024), default=None, help="Largest request body in bytes (default 512 MiB)."
 )
 @click.option("--scan-workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Scan processes.")
+@click.option(
+    "--read-timeout", type=click.FloatRange(min=1), default=60, show_default=True,
+    help="Seconds a request body may stall between two parts (then HTTP 408).",
+)  # fmt: skip
 @click.pass_context
-def serve(ctx, data, host, port, certfile, keyfile, max_body, scan_workers) -> None:
+def serve(ctx, data, host, port, certfile, keyfile, max_body, scan_workers, read_timeout) -> None:
     """Run the matcher service (FastAPI + uvicorn; https with --certfile/--keyfile). It holds public
     bundles, encrypted galleries and opaque slot maps per tenant; never a secret key, a name, a score
     or a decision. Tokens: `cipherface serve token create --data DIR --tenant T`."""
@@ -39,7 +43,7 @@ def serve(ctx, data, host, port, certfile, keyfile, max_body, scan_workers) -> N
 
     from cipherface.service.app import DEFAULT_MAX_BODY, create_app
 
-    app = create_app(data, max_body=max_body or DEFAULT_MAX_BODY, scan_workers=scan_workers)
+    app = create_app(data, max_body=max_body or DEFAULT_MAX_BODY, scan_workers=scan_workers, read_timeout=read_timeout)
     scheme = "https" if certfile else "http"
     click.echo(f"cipherface matcher serving {data} on {scheme}://{host}:{port} (docs at /docs)", err=True)
     uvicorn.run(

@@ -9,6 +9,7 @@ envelopes (``frames.py``); errors are JSON ``{"error": class, "message": text}``
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -29,6 +30,7 @@ from cipherface.errors import (
     CipherfaceError,
     GalleryError,
     NotFoundError,
+    RequestTimeoutError,
     StaleScanError,
     WriteConflictError,
     WrongKindError,
@@ -40,8 +42,11 @@ from cipherface.service.tokens import TokenStore, checked_name
 
 #: Default largest request body: a commit of two blocks of 129 ciphertexts at N=16384 fits.
 DEFAULT_MAX_BODY = 512 * 1024 * 1024
+#: Seconds a request body may stall between two of its parts.
+DEFAULT_READ_TIMEOUT = 60.0
 STATUS = {
     AuthenticationError: 401,
+    RequestTimeoutError: 408,
     NotFoundError: 404,
     WriteConflictError: 409,
     StaleScanError: 409,
@@ -154,8 +159,15 @@ class Registry:
             self.forget(path)
 
 
-def create_app(data_dir: str | Path, *, max_body: int = DEFAULT_MAX_BODY, scan_workers: int = 1) -> FastAPIOffline:
-    """The service over ``data_dir`` (tokens.db and tenants/...)."""
+def create_app(
+    data_dir: str | Path,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    scan_workers: int = 1,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
+) -> FastAPIOffline:
+    """The service over ``data_dir`` (tokens.db and tenants/...): request bodies up to ``max_body``
+    bytes, each part of one due within ``read_timeout`` seconds, scans on ``scan_workers`` processes."""
     root = Path(data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     tokens = TokenStore(root)
@@ -188,8 +200,14 @@ def create_app(data_dir: str | Path, *, max_body: int = DEFAULT_MAX_BODY, scan_w
         return await call_next(request)
 
     async def body(request: Request) -> AsyncIterator[bytes]:
-        seen = 0
-        async for chunk in request.stream():
+        seen, chunks = 0, request.stream().__aiter__()
+        while True:
+            try:  # a client that stalls mid-body does not hold a connection for ever
+                chunk = await asyncio.wait_for(chunks.__anext__(), read_timeout)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise RequestTimeoutError(f"no part of the request body came for {read_timeout:g} s") from None
             seen += len(chunk)
             if seen > max_body:
                 raise BodyTooLargeError(f"request body is over this service's limit of {max_body} bytes")
