@@ -23,6 +23,7 @@ from cipherface.gallery import Directory, EncryptedGallery, decrypt_scores, encr
 from cipherface.gallery.custody import CANARIES_PER_BLOCK, Custody, Rewrite
 from cipherface.gallery.directory import BlockVersion
 from cipherface.gallery.encrypted_gallery import Galleries, GalleryState, LocalGalleries, new_ids
+from cipherface.gallery.packing import EncryptionPool
 from cipherface.gallery.seal import check_manifest, manifest_tag, open_seal
 from cipherface.roles import KeyOwner, checked_threshold
 from cipherface.timing import Stopwatch
@@ -248,16 +249,24 @@ class Identifier:
         ids: list[str] = []
         step = self.gallery.capacity
         bar = tqdm(total=len(names), desc="enrolling", unit="id", disable=not progress or len(names) < 2)
-        for start in range(0, len(names), step):
-            chunk_ids = new_ids(len(rows[start : start + step]))
-            members = dict(zip(chunk_ids, rows[start : start + step]))
-            self._write(
-                lambda state, members=members: self._placed(state, members),
-                added=zip(chunk_ids, names[start : start + step]),
-            )
-            ids += chunk_ids
-            bar.update(len(chunk_ids))
-        bar.close()
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        if len(names) > step and cores > 1:  # more than a block: encrypt on every core
+            self.custody.pool = EncryptionPool(self.owner.backend, cores)
+        try:
+            for start in range(0, len(names), step):
+                chunk_ids = new_ids(len(rows[start : start + step]))
+                members = dict(zip(chunk_ids, rows[start : start + step]))
+                self._write(
+                    lambda state, members=members: self._placed(state, members),
+                    added=zip(chunk_ids, names[start : start + step]),
+                )
+                ids += chunk_ids
+                bar.update(len(chunk_ids))
+        finally:
+            if self.custody.pool is not None:
+                self.custody.pool.close()
+                self.custody.pool = None
+            bar.close()
         self.gallery.checkpoint()
         return ids
 

@@ -23,7 +23,7 @@ from cipherface.backend import FHEBackend
 from cipherface.errors import IntegrityError, StaleBlockError, WriteConflictError
 from cipherface.gallery.directory import BlockVersion, Directory
 from cipherface.gallery.encrypted_gallery import BlockWrite, GalleryState, StoredBlock, new_ids
-from cipherface.gallery.packing import decrypt_block, encrypt_block
+from cipherface.gallery.packing import EncryptionPool, decrypt_block, encrypt_block
 from cipherface.gallery.seal import canary_templates, check_blobs, check_slots, make_seal, open_seal
 from cipherface.integrity import CANARY_TOLERANCE, new_nonce
 from cipherface.protocols.base import VALUE_SLACK, DistanceProtocol
@@ -59,6 +59,8 @@ class Custody:
         self.canaries = canaries
         self.dim = dim
         self._templates: dict[tuple[int, str], np.ndarray] = {}
+        #: Worker processes encrypting blocks on every core (set for large enrolments), or None.
+        self.pool: EncryptionPool | None = None
         self._slots_checked: tuple[int, GalleryState] | None = None
 
     @property
@@ -125,7 +127,7 @@ class Custody:
             columns[:, slot] = row
         nonce = new_nonce()
         columns[:, list(canaries)] = self._canary_rows(block, nonce).T
-        blobs = encrypt_block(self.backend, columns, block)
+        blobs = self.pool.encrypt_block(columns, block) if self.pool else encrypt_block(self.backend, columns, block)
         seal = make_seal(self.key, self.gallery_id, block, version, nonce, blobs, slots)
         return Rewrite(
             BlockWrite(blobs, seal.to_text(), stored.seal if stored else None),

@@ -7,7 +7,9 @@ and one rescale, and no rotation.  These functions run on the key owner's side.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
@@ -48,6 +50,46 @@ def decrypt_block(backend: FHEBackend, blobs: Sequence[bytes]) -> np.ndarray:
 def encrypt_block(backend: FHEBackend, columns: np.ndarray, block: int) -> list[bytes]:
     """One stored ciphertext per row of ``columns`` (components x slots) for a block."""
     return [_dump_stored(backend, col, block=block, component=i) for i, col in enumerate(columns)]
+
+
+class EncryptionPool:
+    """The key owner's block encryption on every core (the bindings hold the GIL): worker processes
+    of this machine, each holding the secret bundle, encrypt a share of a block's components.
+    Used for enrolments of more than one block; the bundle never leaves the key owner's machine."""
+
+    def __init__(self, backend: FHEBackend, workers: int) -> None:
+        self.workers = workers
+        self._pool = ProcessPoolExecutor(
+            workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=_load_key,
+            initargs=(backend.export_secret_bundle(),),
+        )
+
+    def encrypt_block(self, columns: np.ndarray, block: int) -> list[bytes]:
+        shares = [idx for idx in np.array_split(np.arange(len(columns)), self.workers) if len(idx)]
+        futures = [self._pool.submit(_encrypt_share, columns[idx], block, int(idx[0])) for idx in shares]
+        return [blob for f in futures for blob in f.result()]
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+
+_WORKER_BACKEND: list[FHEBackend] = []
+
+
+def _load_key(secret_bundle: bytes) -> None:
+    import signal
+
+    from cipherface.backend import open_bundle
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes the pool
+    _WORKER_BACKEND[:] = [open_bundle(secret_bundle, envelope.SECRET_BUNDLE)]
+
+
+def _encrypt_share(columns: np.ndarray, block: int, first: int) -> list[bytes]:
+    backend = _WORKER_BACKEND[0]
+    return [_dump_stored(backend, col, block=block, component=first + i) for i, col in enumerate(columns)]
 
 
 def _dump_stored(backend: FHEBackend, values: np.ndarray, **meta: int) -> bytes:
