@@ -61,7 +61,7 @@ class Custody:
         self._templates: dict[tuple[int, str], np.ndarray] = {}
         #: Worker processes encrypting blocks on every core (set for large enrolments), or None.
         self.pool: EncryptionPool | None = None
-        self._slots_checked: tuple[int, GalleryState] | None = None
+        self._slots_checked: dict[int, tuple[str, dict[int, str]]] = {}  # block -> (seal, slot rows) checked
 
     @property
     def key(self) -> bytes:
@@ -142,13 +142,17 @@ class Custody:
         key owner wrote is missing. Returns the version (canary nonce and slots) of each block."""
         current, accepted = self.directory.versions(self.gallery_id)
         out: dict[int, BlockVersion] = {}
-        checked = self._slots_checked is not None and self._slots_checked[1] is state
+        checked: dict[int, tuple[str, dict[int, str]]] = {}
         for block, text in state.seals.items():
             seal = open_seal(self.key, text, self.gallery_id, block)
-            if not checked:
-                check_slots(seal, state.slots.get(block, {}))
+            rows = state.slots.get(block, {})
+            before = self._slots_checked.get(block)
+            # a state shares the slot rows of blocks no commit touched: hash only the ones that changed
+            if before is None or before[0] != text or before[1] is not rows:
+                check_slots(seal, rows)
+            checked[block] = (text, rows)
             out[block] = self._accepted(block, seal.version, seal.nonce, (current, accepted))
-        self._slots_checked = (state.generation, state)
+        self._slots_checked = checked
         missing = sorted(set(current) - set(out))
         if missing:
             raise IntegrityError(

@@ -225,8 +225,16 @@ class EncryptedGallery:
         generation, off the query's hot path)."""
         with self.store.snapshot():
             generation = self.store.generation()
-            if self._state is None or self._state.generation != generation:
-                slots: dict[int, dict[int, str]] = {}
+            held = self._state
+            if held is not None and held.generation < generation:  # read only the blocks rewritten since
+                changed = self.store.written_since(held.generation)
+                slots = {b: rows for b, rows in held.slots.items() if b not in changed}
+                seals = {b: seal for b, seal in held.seals.items() if b not in changed}
+                for block in changed:
+                    slots[block], seals[block] = self.store.slots_of(block), self.store.seal_of(block)
+                self._state = GalleryState(generation, slots, seals)
+            elif held is None or held.generation != generation:
+                slots = {}
                 for ident, block, slot in self.store.slots():
                     slots.setdefault(block, {})[slot] = ident
                 self._state = GalleryState(generation, slots, self.store.seals())

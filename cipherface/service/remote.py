@@ -244,7 +244,7 @@ class RemoteGallery:
                 if cached is None or body["since"] != cached.generation:
                     raise ValueError("a change list against a generation this client does not hold")
                 blocks = {int(b) for b in body["blocks"]}
-                slots = {b: dict(rows) for b, rows in cached.slots.items() if b not in blocks}
+                slots = {b: rows for b, rows in cached.slots.items() if b not in blocks}  # never mutated
                 seals = {b: seal for b, seal in cached.seals.items() if b not in blocks}
             for ident, block, slot in body["slots"]:
                 if "since" in body and int(block) not in blocks:
@@ -260,8 +260,7 @@ class RemoteGallery:
         return self._read_state(self.remote.request("GET", f"{self._path}/state", params=self._since()).json())
 
     def seal_of(self, block: int) -> str | None:
-        self._state = None  # fresh: asked after a commit whose answer was lost
-        return self.state().seals.get(block)
+        return self.state().seals.get(block)  # the current state: asked after a commit whose answer was lost
 
     def locate(self, ids: Sequence[str]) -> list[tuple[str, int, int]]:
         rows = self.remote.request("POST", f"{self._path}/locate", json=list(ids)).json()["rows"]
@@ -294,7 +293,6 @@ class RemoteGallery:
         }
         blobs = [blob for w in writes.values() for blob in w.blobs]
         self.remote.request("POST", f"{self._path}/commit", parts=[frames.header(head), *blobs])
-        self._state = None
 
     def scan_with_state(self, probe: Sequence[bytes], workers: int = 1) -> tuple[list[bytes], GalleryState]:
         """Scores and the state of the generation they were computed on, in one round trip (the
