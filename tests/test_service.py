@@ -183,6 +183,9 @@ def test_an_oversized_body_is_refused_with_413_and_changes_nothing(service, phot
     huge = (b"\0" * (1 << 20) for _ in range(MAX_BODY // (1 << 20) + 2))  # chunked: no length announced
     with pytest.raises(BodyTooLargeError):
         remote.request("POST", "/v1/galleries/photos/commit", content=huge, retry=False)
+    endless_json = (b"[" + b'"x",' * (1 << 18) for _ in range(MAX_BODY // (1 << 20) + 2))  # JSON endpoints too
+    with pytest.raises(BodyTooLargeError):
+        remote.request("POST", "/v1/galleries/photos/locate", content=endless_json, retry=False)
     assert remote.open("photos").count() == before
 
 
@@ -402,3 +405,19 @@ def test_a_stalled_request_body_times_out_with_408(tmp_path):
                 answer += chunk
         answer = answer.decode()
         assert answer.startswith("HTTP/1.1 408") and "RequestTimeoutError" in answer
+
+
+def test_malformed_requests_get_json_errors_the_client_raises(service, photos):
+    from cipherface.errors import EnvelopeError
+
+    remote = photos["remote"]
+    before = remote.open("photos").count()
+    with pytest.raises(ServiceError, match="malformed request"):
+        remote.request("POST", "/v1/galleries/photos/locate", json={"not": "a list"})
+    with pytest.raises(ServiceError, match="Not Found"):
+        remote.request("GET", "/v1/no-such-thing")
+    with pytest.raises(EnvelopeError, match="not JSON"):
+        remote.request("POST", "/v1/galleries/photos/commit", parts=[b"\xff garbage"])
+    with pytest.raises(EnvelopeError, match="ends inside a frame"):
+        remote.request("POST", "/v1/galleries/photos/scan", content=b"\0\0\0\0\0\0\0\x09abc")
+    assert remote.open("photos").count() == before

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import cipherface
 from cipherface import envelope
@@ -78,6 +80,48 @@ class Tenant:
     def galleries(self) -> list[str]:
         folder = self.root / "galleries"
         return sorted(p.stem for p in folder.glob("*.db")) if folder.is_dir() else []
+
+
+def error_response(exc: CipherfaceError) -> JSONResponse:
+    """The JSON answer of a refusal: the error's class and message, and its HTTP status."""
+    return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status_code=status_of(exc))
+
+
+class BodyGuard:
+    """Every request body, JSON or framed, announced or chunked: refused past ``max_body`` bytes
+    (413), and past ``read_timeout`` seconds without a part while it is still arriving (408)."""
+
+    def __init__(self, app: Any, max_body: int, read_timeout: float) -> None:
+        self.app, self.max_body, self.read_timeout = app, max_body, read_timeout
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers", [])).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_body:
+            limit = self.max_body
+            exc = BodyTooLargeError(f"request body of {int(length)} bytes is over this service's limit of {limit}")
+            await error_response(exc)(scope, receive, send)
+            return
+        seen, done = 0, False
+
+        async def guarded() -> dict[str, Any]:
+            nonlocal seen, done
+            if done:  # the body is in: what follows is the wait for a disconnect, which may be long
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout)
+            except TimeoutError:
+                raise RequestTimeoutError(f"no part of the request body came for {self.read_timeout:g} s") from None
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                done = not message.get("more_body", False)
+                if seen > self.max_body:
+                    raise BodyTooLargeError(f"request body is over this service's limit of {self.max_body} bytes")
+            return message
+
+        await self.app(scope, guarded, send)
 
 
 def _tenant(request: Request) -> Tenant:
@@ -189,32 +233,24 @@ def create_app(
 
     @app.exception_handler(CipherfaceError)
     async def _error(request: Request, exc: CipherfaceError) -> JSONResponse:
-        return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status_code=status_of(exc))
+        return error_response(exc)
 
-    @app.middleware("http")
-    async def _limit(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body:
-            exc = BodyTooLargeError(f"request body of {int(length)} bytes is over this service's limit of {max_body}")
-            return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status_code=413)
-        return await call_next(request)
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI turns an error raised while it reads a JSON body (over the limit, stalled) into a
+        # 400; the client gets the refusal itself. Other HTTP errors keep their status.
+        if isinstance(exc.__cause__, CipherfaceError):
+            return error_response(exc.__cause__)
+        return JSONResponse({"error": "ServiceError", "message": str(exc.detail)}, status_code=exc.status_code)
 
-    async def body(request: Request) -> AsyncIterator[bytes]:
-        seen, chunks = 0, request.stream().__aiter__()
-        while True:
-            try:  # a client that stalls mid-body does not hold a connection for ever
-                chunk = await asyncio.wait_for(chunks.__anext__(), read_timeout)
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                raise RequestTimeoutError(f"no part of the request body came for {read_timeout:g} s") from None
-            seen += len(chunk)
-            if seen > max_body:
-                raise BodyTooLargeError(f"request body is over this service's limit of {max_body} bytes")
-            yield chunk
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": "ServiceError", "message": f"malformed request: {exc.errors()[:3]}"}, 422)
+
+    app.add_middleware(BodyGuard, max_body=max_body, read_timeout=read_timeout)
 
     async def read_frames(request: Request) -> list[bytes]:
-        return await frames.aread(body(request), max_body)
+        return await frames.aread(request.stream(), max_body)
 
     def framed(parts: list[bytes]) -> StreamingResponse:
         return StreamingResponse(frames.encode(parts), media_type=frames.MEDIA_TYPE)
@@ -333,7 +369,7 @@ def create_app(
     async def put_key(key_id: str, request: Request, t: TenantDep) -> dict[str, Any]:
         """Upload a public bundle for 1:1 comparisons under ``key_id`` (a secret bundle is refused)."""
         path = t.key_path(key_id)
-        bundle = b"".join([chunk async for chunk in body(request)])
+        bundle = await request.body()
 
         def store() -> None:
             Matcher(bundle)  # refuses a secret bundle and anything that is no public bundle
