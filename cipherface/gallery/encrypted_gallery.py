@@ -316,6 +316,12 @@ class EncryptedGallery:
         generation, blocks = self._cache.load()
         return generation, scan_blocks(self.backend, blocks, probe)
 
+    def reload(self) -> None:
+        """Forget the deserialised blocks: the next scan reads every block from the store again, as
+        a matcher process just started would (the scan otherwise rereads only blocks whose seal
+        changed)."""
+        self._cache = BlockCache(self.store, self.backend)
+
     def scan_with_state(self, probe: Sequence[bytes], workers: int = 1) -> tuple[list[bytes], GalleryState]:
         """The scores of every block and the state (slot map, seals) of the generation they were
         computed on; ``StaleScanError`` if a commit landed in between (scan again)."""
