@@ -13,8 +13,8 @@ import os
 import secrets
 import ssl
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import httpx
 
@@ -29,6 +29,7 @@ MATCHER_ENV, TOKEN_ENV, CA_ENV = "CIPHERFACE_MATCHER", "CIPHERFACE_TOKEN", "CIPH
 MAX_FRAME = 256 * 1024 * 1024
 #: Attempts of a request that failed in transport (connection refused or reset, timeout).
 ATTEMPTS = 3
+T = TypeVar("T")
 
 
 def _error(response: httpx.Response) -> CipherfaceError:
@@ -84,24 +85,35 @@ class RemoteMatcher:
         self.close()
 
     # ---------------------------------------------------------------- transport
+    def _retried(self, call: Callable[[], T], retry: bool = True) -> T:
+        """``call`` again after a transport failure (up to ``ATTEMPTS`` times with ``retry``), then a
+        ``ServiceError``; answers, errors included, are the caller's."""
+        attempts = ATTEMPTS if retry else 1
+        for attempt in range(attempts):
+            try:
+                return call()
+            except httpx.TransportError as exc:
+                if attempt == attempts - 1:
+                    raise ServiceError(f"cannot reach the matcher at {self.url}: {exc}") from None
+                time.sleep(0.5 * (attempt + 1))
+        raise AssertionError("unreachable")
+
     def request(
         self, method: str, path: str, *, retry: bool = True, parts: Sequence[bytes] | None = None, **kwargs: Any
     ) -> httpx.Response:
         """One request (``parts``: a framed body, streamed); transport failures are retried
         (``retry``) and then a ``ServiceError``; an error answer is raised as the CipherfaceError
         it names."""
-        for attempt in range(ATTEMPTS if retry else 1):
-            try:
-                if parts is not None:
-                    kwargs["content"] = frames.encode(parts)
-                response = self._http.request(method, path, **kwargs)
-                self.sent += sum(len(p) + 8 for p in parts) if parts is not None else _body_size(response.request)
-                self.received += len(response.content)
-                break
-            except httpx.TransportError as exc:
-                if attempt == (ATTEMPTS if retry else 1) - 1:
-                    raise ServiceError(f"cannot reach the matcher at {self.url}: {exc}") from None
-                time.sleep(0.5 * (attempt + 1))
+
+        def once() -> httpx.Response:
+            if parts is not None:
+                kwargs["content"] = frames.encode(parts)
+            response = self._http.request(method, path, **kwargs)
+            self.sent += sum(len(p) + 8 for p in parts) if parts is not None else _body_size(response.request)
+            self.received += len(response.content)
+            return response
+
+        response = self._retried(once, retry)
         if response.status_code >= 400:
             raise _error(response)
         return response
@@ -109,22 +121,19 @@ class RemoteMatcher:
     def framed(self, method: str, path: str, parts: Iterable[bytes] | None = None, **kwargs: Any) -> list[bytes]:
         """A request whose answer is frames, read frame by frame."""
         content = None if parts is None else list(parts)
-        for attempt in range(ATTEMPTS):
-            try:
-                body = None if content is None else frames.encode(content)
-                with self._http.stream(method, path, content=body, **kwargs) as response:
-                    self.sent += sum(len(p) + 8 for p in content) if content is not None else 0
-                    if response.status_code >= 400:
-                        response.read()
-                        raise _error(response)
-                    out = list(frames.read(response.iter_bytes(), MAX_FRAME))
-                    self.received += sum(len(p) + 8 for p in out)
-                    return out
-            except httpx.TransportError as exc:
-                if attempt == ATTEMPTS - 1:
-                    raise ServiceError(f"cannot reach the matcher at {self.url}: {exc}") from None
-                time.sleep(0.5 * (attempt + 1))
-        raise AssertionError("unreachable")
+
+        def once() -> list[bytes]:
+            body = None if content is None else frames.encode(content)
+            with self._http.stream(method, path, content=body, **kwargs) as response:
+                self.sent += sum(len(p) + 8 for p in content) if content is not None else 0
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                out = list(frames.read(response.iter_bytes(), MAX_FRAME))
+                self.received += sum(len(p) + 8 for p in out)
+                return out
+
+        return self._retried(once)
 
     # ---------------------------------------------------------------- galleries
     def health(self) -> dict[str, Any]:
@@ -301,10 +310,6 @@ class RemoteGallery:
         if not parts:
             raise IntegrityError(f"gallery {self.label}: the scan answered nothing")
         return parts[1:], self._read_state(frames.read_header(parts[0]))
-
-    def scan(self, probe: Sequence[bytes], workers: int = 1) -> tuple[int, list[bytes]]:
-        results, state = self.scan_with_state(probe, workers)
-        return state.generation, results
 
     def checkpoint(self) -> None:
         """Nothing to do: the service folds its own write-ahead log."""
