@@ -16,7 +16,7 @@ py="$venv/bin/python"
 wheel=$(PYTHON="$py" bash scripts/pyfhel-wheel.sh | tail -n 1)
 
 "$py" -m pip install --quiet "$wheel" \
-  -e ".[faces,service,test]" \
+  -e ".[faces,service,postgresql,dask,test]" \
   -e plugins/tenseal_backend \
   -e plugins/pyfhel_backend \
   -e plugins/seal_backend \

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from stores import STORES, gallery_location
 
 from cipherface import KeyOwner, Matcher
 from cipherface.plugins import registry
@@ -74,3 +75,24 @@ def embed_pairs(embedder, faces):
     missing = {n: v for n, v in embedded.items() if isinstance(v, str)}
     assert not missing, f"photos without a detected face: {missing}"
     return pairs, embedded
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A real PostgreSQL 16 server of this test session (pgserver: a private one in a temp folder)."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(params=STORES)
+def store_name(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def gallery_at(request, store_name, tmp_path) -> str:
+    """Where a test's gallery goes, on each store in turn."""
+    return gallery_location(request, store_name, tmp_path)

@@ -55,7 +55,7 @@ def plaintext_top1(metric, gallery_names, gallery_matrix, probe, threshold):
 
 
 @pytest.mark.parametrize(("backend", "metric"), [("tenseal", "cosine"), ("pyfhel", "euclidean")])
-def test_10k_gallery_top1_and_decision_equal_plaintext(tmp_path, faces, pair_embeddings, backend, metric):
+def test_10k_gallery_top1_and_decision_equal_plaintext(tmp_path, gallery_at, faces, pair_embeddings, backend, metric):
     _, embeddings = pair_embeddings
     who = people(faces)
     rng = np.random.default_rng(6)
@@ -66,7 +66,7 @@ def test_10k_gallery_top1_and_decision_equal_plaintext(tmp_path, faces, pair_emb
     names = [f"synthetic-{i}" for i in range(len(synthetic))] + list(enrolled_photo)
     vectors = list(synthetic) + [embeddings[photo] for photo in enrolled_photo.values()]
     threshold = {"cosine": 0.07, "euclidean": 0.6}[metric]
-    with Identifier.open(tmp_path / "g.db", tmp_path / "keys", create=True, backend=backend, metric=metric) as ident:
+    with Identifier.open(gallery_at, tmp_path / "keys", create=True, backend=backend, metric=metric) as ident:
         ident.enroll(names, vectors, progress=False)
         assert ident.gallery.count() == len(names) >= 10_000
         probes = [(photo, embeddings[photo]) for photo in sorted(embeddings) if photo not in enrolled_photo.values()]
@@ -85,10 +85,10 @@ def test_10k_gallery_top1_and_decision_equal_plaintext(tmp_path, faces, pair_emb
 
 
 @pytest.fixture
-def small(tmp_path, backend_name):
+def small(tmp_path, gallery_at, backend_name):
     rng = np.random.default_rng(3)
     vectors = unit_vectors(rng, 40)
-    ident = Identifier.open(tmp_path / "g.db", tmp_path / "keys", create=True, backend=backend_name)
+    ident = Identifier.open(gallery_at, tmp_path / "keys", create=True, backend=backend_name)
     ident.enroll([f"p{i}" for i in range(40)], list(vectors), progress=False)
     yield ident, vectors
     ident.close()
@@ -126,7 +126,7 @@ def test_parallel_scan_equals_single_process_scan(small):
 
 def test_gallery_opened_with_another_key_or_backend_is_refused(small, tmp_path):
     ident, _ = small
-    path = ident.gallery.store.path
+    path = ident.gallery.store.source
     stranger = KeyOwner.generate(ident.owner.backend.name, rotation_steps=[1])
     with pytest.raises(KeyMismatchError, match="encrypted under key"):
         EncryptedGallery.open(path, key_id=stranger.key_id)
@@ -146,14 +146,23 @@ def test_a_non_gallery_file_is_a_clear_error(tmp_path):
         EncryptedGallery.open(tmp_path / "missing.db")
 
 
-def test_readers_see_the_old_or_the_new_state_during_enrolment(tmp_path):
+def test_a_missing_postgresql_gallery_or_server_is_a_clear_error(postgres_url):
+    with pytest.raises(GalleryError, match="no gallery named 'missing'"):
+        EncryptedGallery.open(f"{postgres_url}#missing")
+    with pytest.raises(GalleryError, match="named after '#'"):
+        EncryptedGallery.open(postgres_url)
+    with pytest.raises(GalleryError, match="cannot connect to PostgreSQL at postgresql://u:\\*\\*\\*@127.0.0.1:1/db"):
+        EncryptedGallery.open("postgresql://u:secret@127.0.0.1:1/db#g")
+
+
+def test_readers_see_the_old_or_the_new_state_during_enrolment(tmp_path, gallery_at):
     rng = np.random.default_rng(4)
-    with Identifier.open(tmp_path / "g.db", tmp_path / "keys", create=True) as ident:
+    with Identifier.open(gallery_at, tmp_path / "keys", create=True) as ident:
         ident.enroll(["a"] * 10, list(unit_vectors(rng, 10)), progress=False)
         seen, stop = set(), threading.Event()
 
         def read():
-            reader = EncryptedGallery.open(tmp_path / "g.db")
+            reader = EncryptedGallery.open(gallery_at)
             while not stop.is_set():
                 with reader.store.snapshot():
                     n = reader.count()
@@ -173,7 +182,7 @@ def test_readers_see_the_old_or_the_new_state_during_enrolment(tmp_path):
     assert (10, 1, True) in seen
 
 
-def killed_while(tmp_path, stage, hook):
+def killed_while(tmp_path, gallery_at, stage, hook):
     """A process enrolling 100 of "first", then killed inside ``hook`` of its second enrolment."""
     script = textwrap.dedent(f"""
         import time
@@ -181,7 +190,7 @@ def killed_while(tmp_path, stage, hook):
         from cipherface.identification import Identifier
         rng = np.random.default_rng(5)
         x = rng.normal(size=(600, 128))
-        with Identifier.open({str(tmp_path / "g.db")!r}, {str(tmp_path / "keys")!r}, create=True) as ident:
+        with Identifier.open({str(gallery_at)!r}, {str(tmp_path / "keys")!r}, create=True) as ident:
             ident.enroll(["first"] * 100, list(x[:100]), progress=False)
             print("committed", flush=True)
             target = {hook}
@@ -201,19 +210,19 @@ def killed_while(tmp_path, stage, hook):
     proc.wait()
 
 
-def test_a_process_killed_during_enrolment_leaves_the_last_commit_and_no_orphans(tmp_path):
-    killed_while(tmp_path, "write_seal", "ident.gallery.store")  # inside the gallery's transaction
-    with Identifier.open(tmp_path / "g.db", tmp_path / "keys") as ident:
+def test_a_process_killed_during_enrolment_leaves_the_last_commit_and_no_orphans(tmp_path, gallery_at):
+    killed_while(tmp_path, gallery_at, "write_seal", "ident.gallery.store")  # inside the gallery's transaction
+    with Identifier.open(gallery_at, tmp_path / "keys") as ident:
         assert ident.gallery.count() == 100
         assert ident.names() == {"first": 100}
         assert ident.directory.pending_names(ident.gallery.gallery_id) == 0  # the 500 pending names were dropped
         assert ident.identify(np.random.default_rng(5).normal(size=(600, 128))[3], top_k=1).identity == "first"
 
 
-def test_a_process_killed_after_the_gallery_committed_is_completed_on_open(tmp_path):
-    killed_while(tmp_path, "end", "ident.directory")  # the gallery committed, the directory not yet
+def test_a_process_killed_after_the_gallery_committed_is_completed_on_open(tmp_path, gallery_at):
+    killed_while(tmp_path, gallery_at, "end", "ident.directory")  # the gallery committed, the directory not yet
     x = np.random.default_rng(5).normal(size=(600, 128))
-    with Identifier.open(tmp_path / "g.db", tmp_path / "keys") as ident:
+    with Identifier.open(gallery_at, tmp_path / "keys") as ident:
         assert ident.gallery.count() == 600
         assert ident.names() == {"first": 100, "second": 500}
         assert ident.directory.pending_names(ident.gallery.gallery_id) == 0

@@ -1,5 +1,6 @@
 """Concurrent enrolment, removal and identification: every answer is the plaintext answer of
-one committed state, and nothing enrolled is ever lost (real processes on one gallery file)."""
+one committed state, and nothing enrolled is ever lost (real processes on one gallery, in a file and
+in PostgreSQL)."""
 
 import subprocess
 import sys
@@ -20,14 +21,14 @@ def writer(script, **paths):
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_a_slot_reused_during_a_scan_never_names_the_wrong_person(tmp_path):
+def test_a_slot_reused_during_a_scan_never_names_the_wrong_person(tmp_path, gallery_at):
     """The reported reproduction: alice removed and bob enrolled into her slot during a scan gave
     "bob" at distance 0.0000, accepted. Now a scan and its slot map are one committed state."""
     rng = np.random.default_rng(11)
     crowd = unit(rng, 4200)  # two blocks
     alice, bob = unit(rng, 2)
     np.save(tmp_path / "ab.npy", np.array([alice, bob]))
-    with Identifier.open(tmp_path / "g.db", tmp_path / "keys", create=True) as ident:
+    with Identifier.open(gallery_at, tmp_path / "keys", create=True) as ident:
         ident.enroll([f"c{i}" for i in range(len(crowd))] + ["alice"], [*crowd, alice], progress=False)
         proc = writer(
             """
@@ -41,7 +42,7 @@ def test_a_slot_reused_during_a_scan_never_names_the_wrong_person(tmp_path):
             print("done")
             """,
             ab=tmp_path / "ab.npy",
-            g=tmp_path / "g.db",
+            g=gallery_at,
             keys=tmp_path / "keys",
         )
         answers = []
@@ -56,13 +57,13 @@ def test_a_slot_reused_during_a_scan_never_names_the_wrong_person(tmp_path):
     assert len(answers) >= 4
 
 
-def test_no_enrolment_is_lost_when_removals_rewrite_its_block(tmp_path):
+def test_no_enrolment_is_lost_when_removals_rewrite_its_block(tmp_path, gallery_at):
     """The reported reproduction: remove decrypted its block outside the write transaction, and an
     identity enrolled into that block meanwhile stayed listed but could never be found."""
     rng = np.random.default_rng(12)
     first, later = unit(rng, 40), unit(rng, 20)
     np.save(tmp_path / "later.npy", later)
-    with Identifier.open(tmp_path / "g.db", tmp_path / "keys", create=True) as ident:
+    with Identifier.open(gallery_at, tmp_path / "keys", create=True) as ident:
         ident.enroll([f"f{i}" for i in range(40)], list(first), progress=False)
         proc = writer(
             """
@@ -75,7 +76,7 @@ def test_no_enrolment_is_lost_when_removals_rewrite_its_block(tmp_path):
             print("done")
             """,
             later=tmp_path / "later.npy",
-            g=tmp_path / "g.db",
+            g=gallery_at,
             keys=tmp_path / "keys",
         )
         for i in range(0, 40, 2):  # rewrite block 0 again and again while the other process enrols into it

@@ -2,10 +2,10 @@
 what was changed (never the wrong person, never a silent miss)."""
 
 import shutil
-import sqlite3
 
 import numpy as np
 import pytest
+from stores import STORES, copy_gallery, edit, gallery_location, query
 
 from cipherface import KeyOwner, envelope
 from cipherface.errors import IntegrityError
@@ -21,74 +21,66 @@ def unit(rng, n):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory):
-    """A two-block gallery and its key folder, made once; tests tamper with copies."""
+@pytest.fixture(scope="module", params=STORES)
+def pristine(request, tmp_path_factory):
+    """A two-block gallery and its key folder, made once per store; tests tamper with copies."""
     folder = tmp_path_factory.mktemp("pristine")
+    at = gallery_location(request, request.param, folder, "pristine")
     vectors = unit(np.random.default_rng(21), PEOPLE)
-    with Identifier.open(folder / "g.db", folder / "keys", create=True, backend="tenseal", dim=DIM) as ident:
+    with Identifier.open(at, folder / "keys", create=True, backend="tenseal", dim=DIM) as ident:
         ident.enroll([f"p{i}" for i in range(PEOPLE)], list(vectors), progress=False)
-    return folder, vectors
+    return folder, vectors, at, request.param
 
 
 @pytest.fixture
-def copy(pristine, tmp_path):
-    folder, vectors = pristine
-    shutil.copy(folder / "g.db", tmp_path / "g.db")
+def copy(request, pristine, tmp_path):
+    """A copy of the pristine gallery (a file or a PostgreSQL gallery) and its key folder."""
+    folder, vectors, source, store = pristine
+    at = gallery_location(request, store, tmp_path)
+    copy_gallery(source, at)
     shutil.copytree(folder / "keys", tmp_path / "keys")
-    return tmp_path, vectors
+    return tmp_path, vectors, at
 
 
-def edit(path, *statements):
-    conn = sqlite3.connect(path)
-    with conn:
-        for sql, args in statements:
-            conn.execute(sql, args)
-        conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
-    conn.close()
-
-
-def identify(folder, probe):
-    with Identifier.open(folder / "g.db", folder / "keys") as ident:
+def identify(folder, at, probe):
+    with Identifier.open(at, folder / "keys") as ident:
         return ident.identify(probe, top_k=1, threshold=0.07)
 
 
 def test_the_untouched_copy_identifies_everyone_checked(copy):
-    folder, vectors = copy
+    folder, vectors, at = copy
     for i in (0, 4095, 4099):
-        assert identify(folder, vectors[i]).identity == f"p{i}"
+        assert identify(folder, at, vectors[i]).identity == f"p{i}"
 
 
 def test_swapped_blocks_are_refused(copy):
-    folder, vectors = copy
+    folder, vectors, at = copy
     edit(
-        folder / "g.db",
+        at,
         ("UPDATE blocks SET block = -1 WHERE block = 0", ()),
         ("UPDATE blocks SET block = 0 WHERE block = 1", ()),
         ("UPDATE blocks SET block = 1 WHERE block = -1", ()),
     )
     with pytest.raises(IntegrityError, match="block [01]"):
-        identify(folder, vectors[0])
+        identify(folder, at, vectors[0])
 
 
 def test_swapped_blocks_with_their_seals_are_refused(copy):
-    folder, vectors = copy
+    folder, vectors, at = copy
     swap = [(f"UPDATE {table} SET block = -1 WHERE block = 0", ()) for table in ("blocks", "seals", "identities")] + [
         (f"UPDATE {table} SET block = 0 WHERE block = 1", ()) for table in ("blocks", "seals", "identities")
     ]
     swap += [(f"UPDATE {table} SET block = 1 WHERE block = -1", ()) for table in ("blocks", "seals", "identities")]
-    edit(folder / "g.db", *swap)
+    edit(at, *swap)
     with pytest.raises(IntegrityError, match="was made for block [01]"):
-        identify(folder, vectors[0])
+        identify(folder, at, vectors[0])
 
 
 @pytest.mark.parametrize("tamper", ["swap", "delete", "move"])
 def test_edited_slot_rows_are_refused(copy, tamper):
-    folder, vectors = copy
-    conn = sqlite3.connect(folder / "g.db")
-    (a, sa), (b, sb) = conn.execute("SELECT id, slot FROM identities WHERE block = 0 ORDER BY slot LIMIT 2").fetchall()
-    free = conn.execute("SELECT MAX(slot) + 1 FROM identities WHERE block = 1").fetchone()[0]
-    conn.close()
+    folder, vectors, at = copy
+    (a, sa), (b, sb) = query(at, "SELECT id, slot FROM identities WHERE block = 0 ORDER BY slot LIMIT 2")
+    [(free,)] = query(at, "SELECT MAX(slot) + 1 FROM identities WHERE block = 1")
     statements = {
         "swap": [
             ("UPDATE identities SET slot = -1 WHERE id = ?", (a,)),
@@ -98,50 +90,48 @@ def test_edited_slot_rows_are_refused(copy, tamper):
         "delete": [("DELETE FROM identities WHERE id = ?", (a,))],
         "move": [("UPDATE identities SET block = 1, slot = ? WHERE id = ?", (free, a))],
     }[tamper]
-    edit(folder / "g.db", *statements)
+    edit(at, *statements)
     with pytest.raises(IntegrityError, match="slot rows are not those the key owner sealed"):
-        identify(folder, vectors[0])
+        identify(folder, at, vectors[0])
 
 
-def test_a_replayed_old_block_is_refused(copy, tmp_path):
-    folder, vectors = copy
-    old = tmp_path / "old.db"
-    shutil.copy(folder / "g.db", old)  # the matcher keeps a copy of the gallery
-    with Identifier.open(folder / "g.db", folder / "keys") as ident:
+def test_a_replayed_old_block_is_refused(request, pristine, copy, tmp_path):
+    folder, vectors, at = copy
+    old = gallery_location(request, pristine[3], tmp_path, "old")
+    copy_gallery(at, old)  # the matcher keeps a copy of the gallery
+    with Identifier.open(at, folder / "keys") as ident:
         ident.remove("p5")
         assert ident.identify(vectors[5], top_k=1, threshold=0.07).identity is None
         ident.gallery.store.checkpoint()
-    shutil.copy(old, folder / "g.db")  # ... and serves it again after the removal
-    for suffix in ("-wal", "-shm"):
-        (folder / f"g.db{suffix}").unlink(missing_ok=True)
+    copy_gallery(old, at)  # ... and serves it again after the removal
     with pytest.raises(IntegrityError, match="block 0 is stale: version 1, but the key owner last wrote version 2"):
-        identify(folder, vectors[5])
+        identify(folder, at, vectors[5])
 
 
 def test_a_deleted_block_is_refused(copy):
-    folder, vectors = copy
+    folder, vectors, at = copy
     edit(
-        folder / "g.db",
+        at,
         *[(f"DELETE FROM {table} WHERE block = 1", ()) for table in ("blocks", "seals", "identities")],
     )
     with pytest.raises(IntegrityError, match="block 1 .* is missing from the gallery"):
-        identify(folder, vectors[0])
+        identify(folder, at, vectors[0])
 
 
 def test_a_public_bundle_from_another_key_is_refused(copy):
-    folder, vectors = copy
+    folder, vectors, at = copy
     stranger = KeyOwner.generate("tenseal", rotation_steps=[1])
-    with Identifier.open(folder / "g.db", folder / "keys") as ident:
+    with Identifier.open(at, folder / "keys") as ident:
         key_id = ident.gallery.key_id
-    edit(folder / "g.db", ("UPDATE bundle SET data = ?", (stranger.public_bundle(),)))
+    edit(at, ("UPDATE bundle SET data = ?", (stranger.public_bundle(),)))
     with pytest.raises(IntegrityError, match="public bundle are not those the key owner made"):
-        identify(folder, vectors[0])
+        identify(folder, at, vectors[0])
     # the same bundle, with the gallery's key id written back into its header: still refused
     env = envelope.decode(stranger.public_bundle())
     env.key_id = key_id
-    edit(folder / "g.db", ("UPDATE bundle SET data = ?", (env.to_bytes(),)))
+    edit(at, ("UPDATE bundle SET data = ?", (env.to_bytes(),)))
     with pytest.raises(IntegrityError, match="public bundle are not those the key owner made"):
-        identify(folder, vectors[0])
+        identify(folder, at, vectors[0])
 
 
 class LyingMatcher:
@@ -180,9 +170,9 @@ LIES = {
 
 @pytest.mark.parametrize("lie", list(LIES))
 def test_a_lying_matcher_is_caught(copy, lie):
-    folder, vectors = copy
+    folder, vectors, at = copy
     change, message = LIES[lie]
-    with Identifier.open(folder / "g.db", folder / "keys") as ident:
+    with Identifier.open(at, folder / "keys") as ident:
         if change is None:  # replay the scores of an earlier query for another probe
             earlier = []
             LyingMatcher(ident, lambda ident, r: earlier.extend(r) or r)
@@ -195,8 +185,8 @@ def test_a_lying_matcher_is_caught(copy, lie):
 
 
 def test_canaries_are_re_randomised_when_a_block_is_rewritten(copy):
-    folder, _ = copy
-    with Identifier.open(folder / "g.db", folder / "keys") as ident:
+    folder, _, at = copy
+    with Identifier.open(at, folder / "keys") as ident:
         before = ident.custody.check_state(ident.gallery.state())[0]
         ident.remove("p1")
         after = ident.custody.check_state(ident.gallery.state())[0]
@@ -213,18 +203,18 @@ def test_gallery_verify_checks_every_block_and_names_a_tampered_one(copy):
     import subprocess
     import sys
 
-    folder, _ = copy
+    folder, _, at = copy
 
     def verify():
-        cmd = [sys.executable, "-m", "cipherface", "gallery", "verify", folder / "g.db", "--key", folder / "keys"]
+        cmd = [sys.executable, "-m", "cipherface", "gallery", "verify", at, "--key", folder / "keys"]
         return subprocess.run([*map(str, cmd), "--json"], capture_output=True, text=True)
 
     ok = verify()
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout) == {"blocks": 2, "identities": PEOPLE}
-    with Identifier.open(folder / "g.db", folder / "keys") as ident:
+    with Identifier.open(at, folder / "keys") as ident:
         other = ident.gallery.store.read_block(0)[5]
-    edit(folder / "g.db", ("UPDATE blocks SET data = ? WHERE block = 1 AND component = 5", (other,)))
+    edit(at, ("UPDATE blocks SET data = ? WHERE block = 1 AND component = 5", (other,)))
     bad = verify()
     assert bad.returncode == 3 and "block 1's ciphertexts are not those the key owner sealed" in bad.stderr
 
@@ -234,10 +224,10 @@ def test_a_state_read_just_before_another_writers_commit_is_read_again_not_calle
     recorded version v+1 before the query checked its blocks against the key owner's record."""
     from cipherface.errors import StaleScanError
 
-    folder, vectors = copy
+    folder, vectors, at = copy
     with (
-        Identifier.open(folder / "g.db", folder / "keys") as reader,
-        Identifier.open(folder / "g.db", folder / "keys") as writer,
+        Identifier.open(at, folder / "keys") as reader,
+        Identifier.open(at, folder / "keys") as writer,
     ):
         before = reader.gallery.state()
         writer.remove("p3")  # commits block 0 version 2 and records it

@@ -165,8 +165,8 @@ class EncryptedGallery:
     # ---------------------------------------------------------------- facts
     @property
     def label(self) -> str:
-        """Where this gallery is, for messages (its file)."""
-        return str(self.store.path)
+        """Where this gallery is, for messages (its file, or its database and name)."""
+        return self.store.location
 
     def meta(self) -> dict[str, Any]:
         """The settings as stored (the key owner checks their manifest MAC before trusting them)."""
@@ -203,7 +203,7 @@ class EncryptedGallery:
         blocks = self.store.block_count()
         size = self.store.size_bytes()
         return {
-            "path": str(self.store.path),
+            "path": self.store.location,
             "backend": meta["backend"],
             "key_id": meta["key_id"],
             "params": meta["params"],
@@ -274,25 +274,25 @@ class EncryptedGallery:
         transaction; refused with ``WriteConflictError`` (nothing written) if another writer changed
         one of these blocks since it was read. A ``request`` id makes it idempotent: a commit whose
         id landed already (a client retrying after a lost answer) does nothing."""
-        with self.store.transaction() as conn:
+        with self.store.transaction():
             if request is not None:
                 if self.store.committed(request):
                     return
-                self.store.record_commit(conn, request)
+                self.store.record_commit(request)
             for block, write in writes.items():
                 if self.store.seal_of(block) != write.read_seal:
                     raise WriteConflictError(f"block {block} was rewritten by another writer meanwhile")
                 if len(write.blobs) != self.width:
                     raise DimensionError(f"block {block}: {len(write.blobs)} components, the gallery has {self.width}")
-                self.store.write_block(conn, block, [self._checked(b) for b in write.blobs])
-                self.store.write_seal(conn, block, write.seal)
+                self.store.write_block(block, [self._checked(b) for b in write.blobs])
+                self.store.write_seal(block, write.seal)
             located = self.store.locate(remove)
             if len(located) != len(set(remove)) or any(b not in writes for _, b, _ in located):
                 raise WriteConflictError("identities to remove moved or went meanwhile")
             if any(b not in writes for _, b, _ in add):
                 raise DimensionError("identities added to a block that is not rewritten")
-            self.store.remove_identities(conn, list(remove))
-            self.store.add_identities(conn, list(add))
+            self.store.remove_identities(list(remove))
+            self.store.add_identities(list(add))
 
     def locate(self, ids: Sequence[str]) -> list[tuple[str, int, int]]:
         return self.store.locate(ids)
@@ -311,7 +311,7 @@ class EncryptedGallery:
             if self._pool is None or self._pool.workers != workers:
                 if self._pool is not None:
                     self._pool.close()
-                self._pool = ScanPool(self.store.path, workers)
+                self._pool = ScanPool(self.store.source, workers)
             return self._pool.scan(probe)
         generation, blocks = self._cache.load()
         return generation, scan_blocks(self.backend, blocks, probe)
@@ -347,11 +347,11 @@ class Galleries(Protocol):
 
 
 class LocalGalleries:
-    """Galleries as files on this machine: the embedded matcher (a service is the remote one,
-    ``cipherface.service.RemoteMatcher``, with the same three methods)."""
+    """Galleries as files on this machine or in a PostgreSQL database: the embedded matcher (a
+    service is the remote one, ``cipherface.service.RemoteMatcher``, with the same methods)."""
 
     def exists(self, name: str | Path) -> bool:
-        return Path(name).exists()
+        return GalleryStore.exists(name)
 
     def create(self, name: str | Path, public_bundle: bytes, meta: dict[str, Any]) -> EncryptedGallery:
         return EncryptedGallery.create(name, public_bundle, meta)
@@ -360,5 +360,6 @@ class LocalGalleries:
         return EncryptedGallery.open(name)
 
     def label(self, name: str | Path) -> str:
-        """What names this gallery in the key owner's records (its absolute path)."""
-        return str(Path(name).resolve())
+        """What names this gallery in the key owner's records (its absolute path, or its database
+        URL without password and its name)."""
+        return GalleryStore.label_of(name)

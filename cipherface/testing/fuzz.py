@@ -124,8 +124,8 @@ def gallery_targets(backend: str) -> dict[str, tuple[bytes, Callable[[bytes], An
         return found.identity, round(found.candidates[0].distance, 3)
 
     def with_block(blob: bytes) -> tuple[str | None, float]:
-        with ident.gallery.store.transaction() as conn:
-            conn.execute("UPDATE blocks SET data = ? WHERE block = 0 AND component = 3", (blob,))
+        with ident.gallery.store.transaction() as sql:
+            sql.execute("UPDATE blocks SET data = ? WHERE block = 0 AND component = 3", (blob,))
         ident.gallery.reload()  # the seal is unchanged: read the edited block as a fresh matcher would
         return with_probe(probe[3])
 
