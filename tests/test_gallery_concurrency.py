@@ -11,7 +11,12 @@ import numpy as np
 from cipherface.identification import Identifier
 
 
-def unit(rng, n, d=128):
+#: Small embeddings: a block's rewrite costs one encryption per component, and these tests rewrite
+#: blocks dozens of times (the interleavings, not the dimension, are what they test).
+DIM = 32
+
+
+def unit(rng, n, d=DIM):
     x = rng.normal(size=(n, d))
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
@@ -28,7 +33,7 @@ def test_a_slot_reused_during_a_scan_never_names_the_wrong_person(tmp_path, gall
     crowd = unit(rng, 4200)  # two blocks
     alice, bob = unit(rng, 2)
     np.save(tmp_path / "ab.npy", np.array([alice, bob]))
-    with Identifier.open(gallery_at, tmp_path / "keys", create=True) as ident:
+    with Identifier.open(gallery_at, tmp_path / "keys", create=True, dim=DIM) as ident:
         ident.enroll([f"c{i}" for i in range(len(crowd))] + ["alice"], [*crowd, alice], progress=False)
         proc = writer(
             """
@@ -63,7 +68,7 @@ def test_no_enrolment_is_lost_when_removals_rewrite_its_block(tmp_path, gallery_
     rng = np.random.default_rng(12)
     first, later = unit(rng, 40), unit(rng, 20)
     np.save(tmp_path / "later.npy", later)
-    with Identifier.open(gallery_at, tmp_path / "keys", create=True) as ident:
+    with Identifier.open(gallery_at, tmp_path / "keys", create=True, dim=DIM) as ident:
         ident.enroll([f"f{i}" for i in range(40)], list(first), progress=False)
         proc = writer(
             """

@@ -23,13 +23,21 @@ data_option = click.option(
 @click.option(
     "--max-body", type=click.IntRange(min=1024), default=None, help="Largest request body in bytes (default 512 MiB)."
 )
-@click.option("--scan-workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Scan processes.")
+@click.option(
+    "--store", default=None, envvar="CIPHERFACE_STORE", metavar="postgresql://...",
+    help="Keep the galleries in this PostgreSQL database (shared by several matcher nodes) instead of --data.",
+)  # fmt: skip
+@click.option(
+    "--scan", default="local", show_default=True, metavar="local|dask://HOST:PORT",
+    help="Where scans run: this machine's processes (--scan-workers), or a Dask scheduler's workers.",
+)  # fmt: skip
+@click.option("--scan-workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Local scan processes.")
 @click.option(
     "--read-timeout", type=click.FloatRange(min=1), default=60, show_default=True,
     help="Seconds a request body may stall between two parts (then HTTP 408).",
 )  # fmt: skip
 @click.pass_context
-def serve(ctx, data, host, port, certfile, keyfile, max_body, scan_workers, read_timeout) -> None:
+def serve(ctx, data, host, port, certfile, keyfile, max_body, store, scan, scan_workers, read_timeout) -> None:
     """Run the matcher service (FastAPI + uvicorn; https with --certfile/--keyfile). It holds public
     bundles, encrypted galleries and opaque slot maps per tenant; never a secret key, a name, a score
     or a decision. Tokens: `cipherface serve token create --data DIR --tenant T`."""
@@ -41,11 +49,16 @@ def serve(ctx, data, host, port, certfile, keyfile, max_body, scan_workers, read
         raise click.UsageError("--certfile and --keyfile go together")
     import uvicorn
 
+    from cipherface.gallery.postgres_store import redacted
     from cipherface.service.app import DEFAULT_MAX_BODY, create_app
 
-    app = create_app(data, max_body=max_body or DEFAULT_MAX_BODY, scan_workers=scan_workers, read_timeout=read_timeout)
+    app = create_app(
+        data, max_body=max_body or DEFAULT_MAX_BODY, scan_workers=scan_workers, read_timeout=read_timeout,
+        store=store, scan=scan,
+    )  # fmt: skip
     scheme = "https" if certfile else "http"
-    click.echo(f"cipherface matcher serving {data} on {scheme}://{host}:{port} (docs at /docs)", err=True)
+    where = f"galleries in {redacted(store)}" if store else data
+    click.echo(f"cipherface matcher serving {where} on {scheme}://{host}:{port} (docs at /docs)", err=True)
     uvicorn.run(
         app, host=host, port=port, ssl_certfile=certfile, ssl_keyfile=keyfile, log_level="warning",
         timeout_keep_alive=30,

@@ -21,7 +21,7 @@ from cipherface.errors import (
     StaleScanError,
     WriteConflictError,
 )
-from cipherface.gallery.scan import BlockCache, ScanPool, scan_blocks
+from cipherface.gallery.scan import BlockCache, LocalScan, Scanner, scan_blocks
 from cipherface.gallery.store import GalleryStore
 
 
@@ -68,7 +68,9 @@ class EncryptedGallery:
         self.gallery_id: str = meta["gallery_id"]
         self.canaries: int = meta["canaries"]
         self._state: GalleryState | None = None
-        self._pool = None
+        #: Where scans with more than one worker run (``use_scanner``); made on first need otherwise.
+        self.scanner: Scanner | None = None
+        self._own_scanner = False
 
     # ------------------------------------------------------------ lifecycle
     @staticmethod
@@ -150,10 +152,18 @@ class EncryptedGallery:
                 f"gallery {path} is encrypted under key {meta['key_id']}, but the key given is {key_id}"
             )
 
+    def use_scanner(self, scanner: Scanner | None) -> None:
+        """Scan on ``scanner`` (a ``LocalScan`` or a ``DaskScan`` the caller owns and closes)."""
+        self._close_scanner()
+        self.scanner = scanner
+
+    def _close_scanner(self) -> None:
+        if self._own_scanner and self.scanner is not None:
+            self.scanner.close()
+        self.scanner, self._own_scanner = None, False
+
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        self._close_scanner()
         self.store.close()
 
     def __enter__(self) -> EncryptedGallery:
@@ -304,15 +314,17 @@ class EncryptedGallery:
     # ----------------------------------------------------------------- scan
     def scan(self, probe: Sequence[bytes], workers: int = 1) -> tuple[int, list[bytes]]:
         """Encrypted scores of every block for one probe (result blobs only the key owner can read),
-        and the committed generation they were all computed on."""
+        and the committed generation they were all computed on: on the scanner set by
+        ``use_scanner``, else on ``workers`` local processes, else in this process."""
         if len(probe) != self.width:
             raise DimensionError(f"probe has {len(probe)} components, the gallery needs {self.width}")
+        if self.scanner is not None and not self._own_scanner:
+            return self.scanner.scan(self.store.source, probe)
         if workers > 1:
-            if self._pool is None or self._pool.workers != workers:
-                if self._pool is not None:
-                    self._pool.close()
-                self._pool = ScanPool(self.store.source, workers)
-            return self._pool.scan(probe)
+            if not isinstance(self.scanner, LocalScan) or self.scanner.workers != workers:
+                self._close_scanner()
+                self.scanner, self._own_scanner = LocalScan(workers), True
+            return self.scanner.scan(self.store.source, probe)
         generation, blocks = self._cache.load()
         return generation, scan_blocks(self.backend, blocks, probe)
 

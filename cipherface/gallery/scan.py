@@ -1,11 +1,12 @@
-"""The matcher's scan: reading blocks from the store and scoring them, in this process or on every
-core with one long-lived process per share of the blocks.
+"""The matcher's scan: reading blocks from the store and scoring them, in this process, on every
+core (``LocalScan``: one long-lived process per share of the blocks) or on a Dask cluster
+(``cipherface.gallery.dask_scan.DaskScan``), all behind one ``Scanner`` interface.
 
 Neither TenSEAL's nor Pyfhel's bindings release the GIL (measured: two threads
 scan no faster than one), so the scan runs in processes.  Each worker opens the
-gallery file itself, keeps its share of the blocks (block number modulo the
-number of workers) deserialised in memory, and reloads it when a later commit
-changed the gallery.  Only probe and result blobs cross the process boundary.
+gallery's store itself, keeps its share of the blocks (block number modulo the
+number of workers) deserialised in memory, and rereads the blocks a later commit
+changed.  Only probe and result blobs cross the process boundary.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import signal
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Protocol
 
 from cipherface import envelope
 from cipherface.backend import Ciphertext, FHEBackend, open_bundle
@@ -62,6 +63,24 @@ def scan_blocks(backend: FHEBackend, blocks: dict[int, list[Ciphertext]], probe:
     ]
 
 
+def merge_parts(parts: Sequence[tuple[int, list[bytes]]]) -> tuple[int, list[bytes]]:
+    """The shares' scores as one scan, refused if the shares saw different commits (the caller
+    scans again)."""
+    generations = {generation for generation, _ in parts}
+    if len(generations) != 1:
+        raise StaleScanError(f"scan workers saw different commits {sorted(generations)}")
+    return generations.pop(), [blob for _, blobs in parts for blob in blobs]
+
+
+class Scanner(Protocol):
+    """Where a gallery's scan runs: ``scan`` returns the encrypted score blocks of every block of the
+    gallery at ``source`` (its store location) and the one generation they were computed on."""
+
+    def scan(self, source: str, probe: Sequence[bytes]) -> tuple[int, list[bytes]]: ...
+
+    def close(self) -> None: ...
+
+
 def _serve(conn, path: str, index: int, workers: int) -> None:
     """A worker: opens the store itself, keeps its share of the blocks, scores every probe sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes the pool
@@ -80,27 +99,44 @@ def _serve(conn, path: str, index: int, workers: int) -> None:
     store.close()
 
 
-class ScanPool:
-    def __init__(self, path: str | Path, workers: int) -> None:
+class LocalScan:
+    """The scan on this machine's cores: ``workers`` long-lived processes, each holding one share of
+    the blocks of the gallery it last scanned (started again for another gallery)."""
+
+    def __init__(self, workers: int) -> None:
         self.workers = workers
+        self._pool: _ProcessPool | None = None
+
+    def scan(self, source: str, probe: Sequence[bytes]) -> tuple[int, list[bytes]]:
+        if self._pool is None or self._pool.source != source:
+            self.close()
+            self._pool = _ProcessPool(source, self.workers)
+        return self._pool.scan(probe)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+class _ProcessPool:
+    def __init__(self, source: str, workers: int) -> None:
+        self.source = source
         ctx = mp.get_context("spawn")
         self._conns = []
         self._procs = []
         for index in range(workers):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(child, str(path), index, workers), daemon=True)
+            proc = ctx.Process(target=_serve, args=(child, source, index, workers), daemon=True)
             proc.start()
             self._conns.append(parent)
             self._procs.append(proc)
 
     def scan(self, probe: Sequence[bytes]) -> tuple[int, list[bytes]]:
-        """Every worker's share of the scores and the generation they scanned; a scan whose workers
-        saw different commits is refused (the caller scans again)."""
         probe = list(probe)
         for conn in self._conns:
             conn.send(probe)
-        out: list[bytes] = []
-        generations = set()
+        parts = []
         for conn in self._conns:
             try:
                 status, payload = conn.recv()
@@ -108,11 +144,8 @@ class ScanPool:
                 raise GalleryError("a scan worker process died") from None
             if status != "ok":
                 raise GalleryError(f"scan worker failed: {payload}")
-            generations.add(payload[0])
-            out += payload[1]
-        if len(generations) != 1:
-            raise StaleScanError(f"scan workers saw different commits {sorted(generations)}")
-        return generations.pop(), out
+            parts.append(payload)
+        return merge_parts(parts)
 
     def close(self) -> None:
         for conn in self._conns:

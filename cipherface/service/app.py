@@ -37,7 +37,10 @@ from cipherface.errors import (
     WriteConflictError,
     WrongKindError,
 )
+from cipherface.gallery.dask_scan import DaskScan
 from cipherface.gallery.encrypted_gallery import BlockWrite, EncryptedGallery, GalleryState
+from cipherface.gallery.scan import Scanner
+from cipherface.gallery.store import GalleryStore, is_postgres
 from cipherface.roles import Matcher
 from cipherface.service import frames
 from cipherface.service.tokens import TokenStore, checked_name
@@ -65,21 +68,36 @@ def status_of(exc: CipherfaceError) -> int:
 
 
 class Tenant:
-    """One tenant's folder: galleries/NAME.db and keys/KEY_ID.cfk (public bundles only)."""
+    """One tenant's folder: galleries/NAME.db and keys/KEY_ID.cfk (public bundles only); with a
+    PostgreSQL ``store``, its galleries are there instead, named TENANT/NAME."""
 
-    def __init__(self, root: Path, name: str) -> None:
+    def __init__(self, root: Path, name: str, store: str | None = None) -> None:
         self.name = name
         self.root = root / "tenants" / name
+        self.store = store
 
-    def gallery_path(self, name: str) -> Path:
-        return self.root / "galleries" / f"{checked_name(name, 'gallery name')}.db"
+    def gallery_path(self, name: str) -> str:
+        """The gallery's store location."""
+        name = checked_name(name, "gallery name")
+        if self.store:
+            return f"{self.store}#{self.name}/{name}"
+        return str(self.root / "galleries" / f"{name}.db")
 
     def key_path(self, key_id: str) -> Path:
         return self.root / "keys" / f"{checked_name(key_id, 'key id')}.cfk"
 
     def galleries(self) -> list[str]:
+        if self.store:
+            from cipherface.gallery.postgres_store import names
+
+            return [n.split("/", 1)[1] for n in names(self.store, prefix=f"{self.name}/")]
         folder = self.root / "galleries"
         return sorted(p.stem for p in folder.glob("*.db")) if folder.is_dir() else []
+
+
+def short_name(location: str) -> str:
+    """A gallery's name as its tenant knows it, from its store location."""
+    return location.rsplit("/", 1)[-1] if "#" in location else Path(location).stem
 
 
 def error_response(exc: CipherfaceError) -> JSONResponse:
@@ -130,7 +148,7 @@ def _tenant(request: Request) -> Tenant:
     name = request.app.state.tokens.tenant_of(token.strip()) if scheme.lower() == "bearer" and token else None
     if name is None:
         raise AuthenticationError("a valid bearer token is required (`cipherface serve token create`)")
-    return Tenant(request.app.state.root, name)
+    return Tenant(request.app.state.root, name, request.app.state.store)
 
 
 TenantDep = Annotated[Tenant, Depends(_tenant)]
@@ -158,31 +176,39 @@ class Registry:
     """Open galleries and matchers, one lock each: requests on one gallery run one at a time (the
     FHE libraries hold the GIL anyway), requests on different galleries in parallel threads."""
 
-    def __init__(self, scan_workers: int) -> None:
+    def __init__(self, scan_workers: int, scanner: Scanner | None = None) -> None:
         self.scan_workers = scan_workers
+        self.scanner = scanner
         self._lock = threading.Lock()
-        self._galleries: dict[Path, tuple[EncryptedGallery, threading.Lock]] = {}
+        self._galleries: dict[str, tuple[EncryptedGallery, threading.Lock]] = {}
         self._matchers: dict[Path, Matcher] = {}
 
-    def run(self, path: Path, fn: Callable[[EncryptedGallery], T]) -> T:
+    def run(self, location: str, fn: Callable[[EncryptedGallery], T]) -> T:
         with self._lock:
-            entry = self._galleries.get(path)
+            entry = self._galleries.get(location)
             if entry is None:
-                if not path.is_file():
-                    raise NotFoundError(f"no gallery named {path.stem!r}")
-                entry = (EncryptedGallery.open(path), threading.Lock())
-                self._galleries[path] = entry
+                if not GalleryStore.exists(location):
+                    raise NotFoundError(f"no gallery named {short_name(location)!r}")
+                entry = (EncryptedGallery.open(location), threading.Lock())
+                entry[0].use_scanner(self.scanner)
+                self._galleries[location] = entry
         gallery, lock = entry
         with lock:
             return fn(gallery)
 
-    def create(self, path: Path, bundle: bytes, meta: dict[str, Any]) -> None:
+    def create(self, location: str, bundle: bytes, meta: dict[str, Any]) -> None:
         with self._lock:  # two clients racing to make the same name: one wins, one is told
-            if path.exists():
-                raise GalleryError(f"gallery {path.stem!r} already exists")
-            EncryptedGallery.create(path, bundle, meta).close()
+            if GalleryStore.exists(location):
+                raise GalleryError(f"gallery {short_name(location)!r} already exists")
+            EncryptedGallery.create(location, bundle, meta).close()
 
-    def forget(self, path: Path) -> None:
+    def delete(self, location: str) -> None:
+        if not GalleryStore.exists(location):
+            raise NotFoundError(f"no gallery named {short_name(location)!r}")
+        self.forget(location)
+        GalleryStore.delete(location)
+
+    def forget(self, path: Any) -> None:
         with self._lock:
             entry = self._galleries.pop(path, None)
             self._matchers.pop(path, None)
@@ -201,6 +227,8 @@ class Registry:
     def close(self) -> None:
         for path in list(self._galleries):
             self.forget(path)
+        if self.scanner is not None:
+            self.scanner.close()
 
 
 def create_app(
@@ -209,13 +237,24 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     scan_workers: int = 1,
     read_timeout: float = DEFAULT_READ_TIMEOUT,
+    store: str | None = None,
+    scan: str = "local",
 ) -> FastAPIOffline:
     """The service over ``data_dir`` (tokens.db and tenants/...): request bodies up to ``max_body``
-    bytes, each part of one due within ``read_timeout`` seconds, scans on ``scan_workers`` processes."""
+    bytes, each part of one due within ``read_timeout`` seconds; galleries in ``data_dir`` or in the
+    PostgreSQL database ``store`` (``postgresql://...``); scans on ``scan_workers`` local processes
+    (``scan="local"``) or on the Dask scheduler ``scan="dask://HOST:PORT"``."""
     root = Path(data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
+    if store is not None and not is_postgres(store):
+        raise GalleryError(f"--store takes a postgresql://... URL, not {store!r}")
+    scanner = None
+    if scan != "local":
+        if not scan.startswith(("dask://", "tcp://")):
+            raise GalleryError(f"--scan is 'local' or dask://HOST:PORT, not {scan!r}")
+        scanner = DaskScan(scan)
     tokens = TokenStore(root)
-    registry = Registry(scan_workers)
+    registry = Registry(scan_workers, scanner)
 
     @asynccontextmanager
     async def lifespan(app: FastAPIOffline) -> AsyncIterator[None]:
@@ -229,7 +268,7 @@ def create_app(
         version=cipherface.__version__,
         description="The untrusted half of encrypted face matching: it stores and scans ciphertexts only.",
     )
-    app.state.registry, app.state.tokens, app.state.root = registry, tokens, root
+    app.state.registry, app.state.tokens, app.state.root, app.state.store = registry, tokens, root, store
 
     @app.exception_handler(CipherfaceError)
     async def _error(request: Request, exc: CipherfaceError) -> JSONResponse:
@@ -282,12 +321,7 @@ def create_app(
 
     @app.delete("/v1/galleries/{name}", tags=["galleries"])
     def delete_gallery(name: str, t: TenantDep) -> dict[str, Any]:
-        path = t.gallery_path(name)
-        if not path.is_file():
-            raise NotFoundError(f"no gallery named {name!r}")
-        registry.forget(path)
-        for p in path.parent.glob(path.name + "*"):
-            p.unlink()
+        registry.delete(t.gallery_path(name))
         return {"deleted": name}
 
     @app.get("/v1/galleries/{name}", tags=["galleries"])
