@@ -100,7 +100,7 @@ def test_the_name_directory_is_readable_by_the_key_owner_only(tmp_path):
     import os
     import stat
 
-    with Identifier.open(tmp_path / "g.db", tmp_path / "keys", create=True) as ident:
+    with Identifier.open(tmp_path / "g.db", tmp_path / "keys", create=True, dim=DIM) as ident:
         ident.enroll(["a"], [unit(np.random.default_rng(1), 1)[0]], progress=False)
         for f in (tmp_path / "keys").glob("directory.db*"):
             assert stat.S_IMODE(os.stat(f).st_mode) == 0o600, f
