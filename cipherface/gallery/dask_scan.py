@@ -6,7 +6,8 @@ at the next query.  A worker opens the gallery's store itself (a file path it ca
 PostgreSQL database), keeps its partitions deserialised in memory and rereads only blocks a commit
 changed.  A partition is pinned to its worker but may run elsewhere: when a worker dies during a
 query, the scheduler runs its partition on another worker, which reads it from the store, and the
-query still returns every block's scores.  Only the probe and the encrypted score blocks travel.
+query still returns every block's scores.  Only the probe (from the caller straight to every worker)
+and the encrypted score blocks travel.
 """
 
 from __future__ import annotations
@@ -70,17 +71,21 @@ class DaskScan:
         workers = self.workers()
         if not workers:
             raise GalleryError(f"the Dask scheduler at {self.address} has no workers")
-        probe = list(probe)
-        futures = [
-            self.client.submit(
-                scan_part, source, (i, len(workers)), probe, workers=[w], allow_other_workers=True, pure=False
-            )
-            for i, w in enumerate(workers)
-        ]
         try:
+            # the probe goes from here to every worker (not through the scheduler), so that a
+            # partition rerun on another worker finds it there
+            [shared] = self.client.scatter([list(probe)], broadcast=True, hash=False)
+            futures = [
+                self.client.submit(
+                    scan_part, source, (i, len(workers)), shared, workers=[w], allow_other_workers=True, pure=False
+                )
+                for i, w in enumerate(workers)
+            ]
             parts: list[Any] = self.client.gather(futures)
         except Exception as exc:  # a task's own error, or a partition that killed every worker it ran on
             raise GalleryError(f"the Dask scan failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            shared = futures = None  # released: the workers drop the probe
         return merge_parts(parts)
 
     def resident(self) -> dict[str, list[tuple[str, tuple[int, int]]]]:
