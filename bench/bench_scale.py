@@ -146,7 +146,7 @@ def main() -> None:
         blocks_rows,
     )  # fmt: skip
     text = (
-        f"## The scan on Dask: 1 and 2 workers (`bench/bench_scale.py`)\n\n"
+        f"## The scan on Dask: 1 and 2 workers, d={args.dim} (`bench/bench_scale.py`)\n\n"
         f"Machine: {machine()}. d={args.dim}, backend `tenseal`, preset n8192-s128, cosine, store "
         f"`{args.store}`, {args.queries} encrypted probes per size scanned by each configuration (the same "
         "ciphertexts). Dask: a scheduler and worker processes on 127.0.0.1 (one thread each, no nanny), "
@@ -160,7 +160,7 @@ def main() -> None:
         + "\n"
     )
     if not args.no_write:
-        write_section("scale", text)
+        write_section("scale" if args.dim == 128 else f"scale-d{args.dim}", text)
     print(text)
 
 

@@ -44,7 +44,7 @@ def default_key_dir(gallery: str | Path) -> Path:
         or Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "cipherface" / "keys"
     )
     label = str(gallery) if "://" in str(gallery) else str(Path(gallery).resolve())
-    stem = Path(label.rsplit("/", 1)[-1]).stem
+    stem = Path(label.rsplit("#", 1)[-1].rsplit("/", 1)[-1]).stem  # a file's, a service's or a database's name
     return Path(base) / f"{stem}-{hashlib.sha256(label.encode()).hexdigest()[:12]}"
 
 

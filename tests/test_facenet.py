@@ -74,7 +74,7 @@ def test_512d_gallery_identifies_whoever_plaintext_does_and_refuses_another_mode
         assert recorded[str((tmp_path / "g.db").resolve())]["model"] == MODEL  # the key folder's own record
         g = np.array([cosine.prepare(v) for v in vectors])
         identified = plain_identified = 0
-        for photo in sorted(embeddings):  # every photo of the pairs as a probe
+        for photo in sorted(embeddings)[::3]:  # a third of the photos as probes (each is 512 ciphertexts)
             got = ident.identify(embeddings[photo], top_k=1, made_by=made)
             values = 1 - g @ cosine.prepare(embeddings[photo])
             best = int(np.argmin(values))
