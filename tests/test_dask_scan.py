@@ -70,6 +70,8 @@ def test_two_dask_workers_answer_exactly_as_the_local_scan(enrolled, vectors):
         c.wait_for(3)
         ident.gallery.use_scanner(scanner)
         assert ident.identify(vectors[4087], top_k=1).identity == "p4087"
+        held = scanner.resident()  # each of the three holds its third of the blocks
+        assert sorted(part for parts in held.values() for _, part in parts if part[1] == 3) == [(0, 3), (1, 3), (2, 3)]
         ident.gallery.use_scanner(None)
         scanner.close()
 
@@ -111,7 +113,7 @@ def test_the_service_on_postgresql_and_dask_answers_the_photos_as_plaintext(
     tmp_path, postgres_url, pair_embeddings, faces
 ):
     """`cipherface serve --store postgresql://... --scan dask://...`: the key owner's commands are
-    unchanged, the answers equal plaintext, the gallery lives in PostgreSQL (none in the data folder)."""
+    unchanged, the answers equal plaintext, the gallery and the tokens live in PostgreSQL."""
     from test_gallery import people, plaintext_top1
     from test_service import cli
 
@@ -124,7 +126,7 @@ def test_the_service_on_postgresql_and_dask_answers_the_photos_as_plaintext(
     for photo in sorted(embedded):
         (probes.append(photo) if label[photo] in enrolled.values() else enrolled.__setitem__(photo, label[photo]))
     data = tmp_path / "data"
-    token = cli("serve", "token", "create", "--data", str(data), "--tenant", "acme").stdout.strip()
+    token = cli("serve", "token", "create", "--store", postgres_url, "--tenant", "acme").stdout.strip()
     with cluster(2) as c:
         command, url = serve_command(data, "--store", postgres_url, "--scan", c.address.replace("tcp", "dask"))
         with running(command, url), RemoteMatcher(url, token) as remote:
@@ -137,6 +139,6 @@ def test_the_service_on_postgresql_and_dask_answers_the_photos_as_plaintext(
                     top1, accepted = plaintext_top1("cosine", who, matrix, embedded[probe], threshold)
                     assert (found.candidates[0].name, found.identity is not None) == (top1, accepted), probe
             assert remote.galleries() == ["photos"] and names(postgres_url, "acme/") == ["acme/photos"]
-            assert all(p.name.startswith("tokens") for p in data.rglob("*.db*"))  # no gallery file
+            assert not list(data.rglob("*.db*"))  # galleries and tokens are in PostgreSQL
             remote.delete("photos")
             assert names(postgres_url, "acme/") == []

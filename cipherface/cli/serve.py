@@ -8,10 +8,22 @@ from cipherface.cli.options import emit_json, json_option
 
 data_option = click.option(
     "--data",
-    required=True,
     type=click.Path(file_okay=False),
+    default=None,
     help="The matcher's folder: tokens (hashes only) and each tenant's galleries and public bundles.",
 )
+store_option = click.option(
+    "--store", default=None, envvar="CIPHERFACE_STORE", metavar="postgresql://...",
+    help="Keep galleries and tokens in this PostgreSQL database (shared by several matcher nodes).",
+)  # fmt: skip
+
+
+def token_store(data: str | None, store: str | None):
+    from cipherface.service.tokens import TokenStore
+
+    if data is None and store is None:
+        raise click.UsageError("give --data DIR or --store postgresql://... (where the service keeps its tokens)")
+    return TokenStore(data, store)
 
 
 @click.group("serve", invoke_without_command=True)
@@ -23,10 +35,7 @@ data_option = click.option(
 @click.option(
     "--max-body", type=click.IntRange(min=1024), default=None, help="Largest request body in bytes (default 512 MiB)."
 )
-@click.option(
-    "--store", default=None, envvar="CIPHERFACE_STORE", metavar="postgresql://...",
-    help="Keep the galleries in this PostgreSQL database (shared by several matcher nodes) instead of --data.",
-)  # fmt: skip
+@store_option
 @click.option(
     "--scan", default="local", show_default=True, metavar="local|dask://HOST:PORT",
     help="Where scans run: this machine's processes (--scan-workers), or a Dask scheduler's workers.",
@@ -72,12 +81,11 @@ def token_group() -> None:
 
 @token_group.command("create")
 @data_option
+@store_option
 @click.option("--tenant", required=True, help="Tenant the token acts for (its galleries are its own).")
-def token_create(data, tenant) -> None:
+def token_create(data, store, tenant) -> None:
     """Print a new token for TENANT (shown once: store it with the key owner)."""
-    from cipherface.service.tokens import TokenStore
-
-    store = TokenStore(data)
+    store = token_store(data, store)
     try:
         click.echo(store.create(tenant))
     finally:
@@ -86,12 +94,11 @@ def token_create(data, tenant) -> None:
 
 @token_group.command("list")
 @data_option
+@store_option
 @json_option
-def token_list(data, as_json) -> None:
+def token_list(data, store, as_json) -> None:
     """Token ids (a hash prefix) and their tenants; the tokens themselves are not stored."""
-    from cipherface.service.tokens import TokenStore
-
-    store = TokenStore(data)
+    store = token_store(data, store)
     try:
         rows = store.list()
     finally:
@@ -105,12 +112,11 @@ def token_list(data, as_json) -> None:
 
 @token_group.command("revoke")
 @data_option
+@store_option
 @click.argument("token_id")
-def token_revoke(data, token_id) -> None:
+def token_revoke(data, store, token_id) -> None:
     """Revoke the token(s) whose id (from `token list`) is TOKEN_ID; takes effect at once."""
-    from cipherface.service.tokens import TokenStore
-
-    store = TokenStore(data)
+    store = token_store(data, store)
     try:
         n = store.revoke(token_id)
     finally:

@@ -253,7 +253,7 @@ def create_app(
         if not scan.startswith(("dask://", "tcp://")):
             raise GalleryError(f"--scan is 'local' or dask://HOST:PORT, not {scan!r}")
         scanner = DaskScan(scan)
-    tokens = TokenStore(root)
+    tokens = TokenStore(root, store)
     registry = Registry(scan_workers, scanner)
 
     @asynccontextmanager

@@ -178,17 +178,24 @@ class RemoteMatcher:
         return env.key_id
 
     def for_key(self, public_bundle: bytes) -> RemoteOneToOne:
-        return RemoteOneToOne(self, self.upload_key(public_bundle))
+        return RemoteOneToOne(self, public_bundle)
 
 
 class RemoteOneToOne:
-    """What ``verification.verify`` needs of a matcher (``distance(a, b)``), over the wire."""
+    """What ``verification.verify`` needs of a matcher (``distance(a, b)``), over the wire. Public
+    bundles are kept per service node: a node that lacks it (another node behind a load balancer,
+    or a node restored from backup) is sent it again once."""
 
-    def __init__(self, remote: RemoteMatcher, key_id: str) -> None:
-        self.remote, self.key_id = remote, key_id
+    def __init__(self, remote: RemoteMatcher, public_bundle: bytes) -> None:
+        self.remote, self.public_bundle = remote, public_bundle
+        self.key_id = remote.upload_key(public_bundle)
 
     def distance(self, a: bytes, b: bytes) -> bytes:
-        return self.remote.distance(self.key_id, a, b)
+        try:
+            return self.remote.distance(self.key_id, a, b)
+        except NotFoundError:
+            self.remote.upload_key(self.public_bundle)
+            return self.remote.distance(self.key_id, a, b)
 
 
 class RemoteGallery:

@@ -2,6 +2,8 @@
 
 ``cipherface serve token create --tenant T`` prints a token once; the service keeps its
 SHA-256, so its data folder never holds a usable token. Tokens are revoked by hash prefix.
+They live in the data folder (``tokens.db``), or with ``--store postgresql://...`` in that
+database (``public.cipherface_tokens``), which every service node sharing it then honours.
 """
 
 from __future__ import annotations
@@ -35,35 +37,44 @@ def _digest(token: str) -> str:
 
 
 class TokenStore:
-    def __init__(self, data_dir: str | Path) -> None:
-        path = Path(data_dir) / TOKENS_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    def __init__(self, data_dir: str | Path | None, store: str | None = None) -> None:
+        if store is not None:
+            from cipherface.gallery.postgres_store import connect
+
+            self._conn, self._table = connect(store), "public.cipherface_tokens"
+        else:
+            if data_dir is None:
+                raise CipherfaceError("tokens are kept in --data DIR or in --store postgresql://...")
+            path = Path(data_dir) / TOKENS_FILE
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._table = "tokens"
         self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS tokens (digest TEXT PRIMARY KEY, tenant TEXT NOT NULL, created REAL NOT NULL)"
+            f"CREATE TABLE IF NOT EXISTS {self._table} "
+            "(digest TEXT PRIMARY KEY, tenant TEXT NOT NULL, created DOUBLE PRECISION NOT NULL)"
         )
 
     def create(self, tenant: str) -> str:
         """A new token for ``tenant`` (shown once; only its hash is kept)."""
         token = PREFIX + secrets.token_urlsafe(32)
         self._conn.execute(
-            "INSERT INTO tokens VALUES (?, ?, ?)", (_digest(token), checked_name(tenant, "tenant"), time.time())
+            f"INSERT INTO {self._table} VALUES (?, ?, ?)", (_digest(token), checked_name(tenant, "tenant"), time.time())
         )
         return token
 
     def tenant_of(self, token: str) -> str | None:
-        row = self._conn.execute("SELECT tenant FROM tokens WHERE digest = ?", (_digest(token),)).fetchone()
+        row = self._conn.execute(f"SELECT tenant FROM {self._table} WHERE digest = ?", (_digest(token),)).fetchone()
         return row[0] if row else None
 
     def list(self) -> list[dict[str, object]]:
-        rows = self._conn.execute("SELECT digest, tenant, created FROM tokens ORDER BY created").fetchall()
+        rows = self._conn.execute(f"SELECT digest, tenant, created FROM {self._table} ORDER BY created").fetchall()
         return [{"id": d[:12], "tenant": t, "created": c} for d, t, c in rows]
 
     def revoke(self, token_id: str) -> int:
         """Revoke the tokens whose hash starts with ``token_id`` (as `token list` shows it)."""
         if not re.fullmatch(r"[0-9a-f]{8,64}", token_id or ""):
             raise CipherfaceError(f"a token id is 8 to 64 hex digits (see `token list`), got {token_id[:80]!r}")
-        return self._conn.execute("DELETE FROM tokens WHERE digest LIKE ?", (token_id + "%",)).rowcount
+        return self._conn.execute(f"DELETE FROM {self._table} WHERE digest LIKE ?", (token_id + "%",)).rowcount
 
     def close(self) -> None:
-        self._conn.close()
+        getattr(self._conn, "conn", self._conn).close()
