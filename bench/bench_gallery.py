@@ -18,6 +18,7 @@ import argparse
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,17 @@ def reference_query_seconds(vectors, probe) -> float:
     return time.perf_counter() - start
 
 
+def grown(ident: Identifier, vectors: np.ndarray, sizes: list[int]) -> Iterator[tuple[int, float]]:
+    """Enrol ``vectors`` as id0, id1, ... up to each size in turn: (size, identities/s of that step)."""
+    enrolled = 0
+    for n in sizes:
+        start = time.perf_counter()
+        ident.enroll([f"id{i}" for i in range(enrolled, n)], list(vectors[enrolled:n]), progress=True)
+        rate = (n - enrolled) / (time.perf_counter() - start)
+        enrolled = n
+        yield n, rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
@@ -75,12 +87,7 @@ def main() -> None:
             workdir / "g.db", workdir / "keys", create=True, backend=args.backend, metric="cosine", dim=args.dim
         )
         cutoff = ident.protocol.cutoff(0.07)
-        enrolled = 0
-        for n in sizes:
-            start = time.perf_counter()
-            ident.enroll([f"id{i}" for i in range(enrolled, n)], list(vectors[enrolled:n]), progress=True)
-            enrol_rate = (n - enrolled) / (time.perf_counter() - start)
-            enrolled = n
+        for n, enrol_rate in grown(ident, vectors, sizes):
             info = ident.gallery.info()
             blocks, width = info["blocks"], info["width"]
             memory = blocks * width * 2 * 8192 * 2 * 8  # resident: 2 polynomials x 2 primes x N x 8 bytes

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-from bench_gallery import plaintext_top1, reference_query_seconds, unit_rows
+from bench_gallery import grown, plaintext_top1, reference_query_seconds, unit_rows
 from report import machine, table, write_section
 
 from cipherface.gallery.dask_scan import DaskScan
@@ -85,12 +85,7 @@ def main() -> None:
     try:
         ident = Identifier.open(location, workdir / "keys", create=True, backend="tenseal", dim=args.dim)
         cutoff = ident.protocol.cutoff(0.07)
-        enrolled = 0
-        for n in sizes:
-            start = time.perf_counter()
-            ident.enroll([f"id{i}" for i in range(enrolled, n)], list(vectors[enrolled:n]), progress=True)
-            enrol_rate = (n - enrolled) / (time.perf_counter() - start)
-            enrolled = n
+        for n, enrol_rate in grown(ident, vectors, sizes):
             blocks = ident.gallery.info()["blocks"]
             probes = []
             for q in range(args.queries):

@@ -98,10 +98,12 @@ def test_a_worker_killed_during_a_query_still_gives_the_right_answer(tmp_path, v
             assert sorted(scores(ident, got[0])[1]) == sorted(want[1])  # every block, once
             for block, values in scores(ident, got[0])[1].items():
                 np.testing.assert_allclose(values, want[1][block], atol=1e-6)
-            # the survivor ran the lost worker's partition too, read from the store
+            # the survivor scanned the lost worker's blocks too, read from the store: the scheduler reran
+            # the lost partition there, or (when the probe's only copy was lost) the query was resent
             assert scanner.workers() == [addresses[0]] or scanner.workers() == [addresses[1]]
             [held] = scanner.resident().values()
-            assert [part for _, part in held] == [(0, 2), (1, 2)]
+            parts = {part for _, part in held}
+            assert {(0, 2), (1, 2)} <= parts or (0, 1) in parts, parts
             assert survivor.poll() is None
             ident.gallery.use_scanner(scanner)  # and the next query runs on the one worker left
             assert ident.identify_encrypted(*probe, top_k=1, threshold=0.07).identity == "p4100"

@@ -15,14 +15,15 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
 
 from cipherface import envelope
 from cipherface.backend import open_bundle
-from cipherface.errors import GalleryError
+from cipherface.errors import CipherfaceError, GalleryError
 from cipherface.gallery.scan import BlockCache, merge_parts, scan_blocks
 from cipherface.gallery.store import GalleryStore
 
+#: Times a query is sent again after losing a worker the scheduler could not replace in it.
+LOST_WORKER_ATTEMPTS = 3
 #: Partitions a worker keeps deserialised (its own, and one it ran for a lost worker meanwhile).
 RESIDENT_PARTS = 2
 _resident: OrderedDict[tuple[str, tuple[int, int]], BlockCache] = OrderedDict()
@@ -68,25 +69,43 @@ class DaskScan:
         return sorted(self.client.scheduler_info(n_workers=-1)["workers"])
 
     def scan(self, source: str, probe: Sequence[bytes]) -> tuple[int, list[bytes]]:
+        """Every partition scanned on its worker; a query that lost a worker in a way the scheduler
+        cannot repair (the probe's only copy went with it) is sent again to the workers left."""
+        from concurrent.futures import CancelledError
+
+        from distributed.scheduler import KilledWorker
+
+        for attempt in range(1, LOST_WORKER_ATTEMPTS + 1):
+            try:
+                return merge_parts(self._scan_once(source, list(probe)))
+            except (CancelledError, KilledWorker, OSError) as exc:
+                if attempt == LOST_WORKER_ATTEMPTS:
+                    raise GalleryError(
+                        f"the Dask scan lost workers {attempt} times: {type(exc).__name__}: {exc}"
+                    ) from None
+            except CipherfaceError:
+                raise
+            except Exception as exc:  # a task's own error
+                raise GalleryError(f"the Dask scan failed: {type(exc).__name__}: {exc}") from None
+        raise AssertionError("unreachable")
+
+    def _scan_once(self, source: str, probe: list[bytes]) -> list[tuple[int, list[bytes]]]:
         workers = self.workers()
         if not workers:
             raise GalleryError(f"the Dask scheduler at {self.address} has no workers")
+        # the probe goes from here to every worker (not through the scheduler), so that a partition
+        # rerun on another worker finds it there
+        [shared] = self.client.scatter([probe], broadcast=True, hash=False)
+        futures = [
+            self.client.submit(
+                scan_part, source, (i, len(workers)), shared, workers=[w], allow_other_workers=True, pure=False
+            )
+            for i, w in enumerate(workers)
+        ]
         try:
-            # the probe goes from here to every worker (not through the scheduler), so that a
-            # partition rerun on another worker finds it there
-            [shared] = self.client.scatter([list(probe)], broadcast=True, hash=False)
-            futures = [
-                self.client.submit(
-                    scan_part, source, (i, len(workers)), shared, workers=[w], allow_other_workers=True, pure=False
-                )
-                for i, w in enumerate(workers)
-            ]
-            parts: list[Any] = self.client.gather(futures)
-        except Exception as exc:  # a task's own error, or a partition that killed every worker it ran on
-            raise GalleryError(f"the Dask scan failed: {type(exc).__name__}: {exc}") from None
+            return self.client.gather(futures)
         finally:
-            shared = futures = None  # released: the workers drop the probe
-        return merge_parts(parts)
+            self.client.cancel([*futures, shared])  # the workers drop the probe and any part still running
 
     def resident(self) -> dict[str, list[tuple[str, tuple[int, int]]]]:
         """Worker address -> the (gallery, partition) pairs it holds in memory."""
