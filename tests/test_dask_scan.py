@@ -63,6 +63,11 @@ def test_two_dask_workers_answer_exactly_as_the_local_scan(enrolled, vectors):
         scanner = DaskScan(c.address)
         ident.gallery.use_scanner(scanner)
         assert answers(ident, probes) == local
+        streaming = DaskScan(c.address, resident=0)  # nothing kept: every block read at every scan
+        ident.gallery.use_scanner(streaming)
+        assert answers(ident, probes) == local
+        streaming.close()
+        ident.gallery.use_scanner(scanner)
         ident.remove("p9000")  # a commit: the workers reread the rewritten block only
         ident.enroll(["late"], [vectors[9000]], progress=False)
         assert ident.identify(vectors[9000], top_k=1).identity == "late"

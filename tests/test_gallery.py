@@ -279,3 +279,30 @@ def test_cli_on_a_postgresql_gallery(tmp_path, faces, postgres_url):
     assert info["identities"] == 2 and info["path"].endswith("#cli-staff") and info["file_bytes"] > 0
     run("gallery", "remove", g, "--name", "alice")
     assert "alice" not in run("gallery", "list", g).stdout
+
+
+def test_a_scan_in_bounded_memory_streams_the_other_blocks_and_answers_the_same(tmp_path, gallery_at):
+    """At most ``resident`` blocks stay deserialised per scanning process; the others are read,
+    scored and dropped at every scan, from the same snapshot: the same answers, commits included."""
+    from cipherface.gallery.packing import encrypt_probe
+
+    rng = np.random.default_rng(41)
+    vectors = unit_vectors(rng, 3 * 4088 + 50, d=16)  # four blocks
+    with Identifier.open(gallery_at, tmp_path / "keys", create=True, dim=16) as ident:
+        ident.enroll([f"p{i}" for i in range(len(vectors))], list(vectors), progress=False)
+        probes = [encrypt_probe(ident.owner.backend, ident.protocol, vectors[i]) for i in (5, 4100, 9000, 12300)]
+
+        def answers(workers=1):
+            found = [ident.identify_encrypted(*p, top_k=2, threshold=0.07, workers=workers) for p in probes]
+            return [[(c.name, round(c.distance, 9)) for c in f.candidates] for f in found]
+
+        everything = answers()
+        assert ident.gallery._cache.held() == [0, 1, 2, 3]
+        ident.gallery.bound_memory(1)
+        assert answers() == everything and ident.gallery._cache.held() == [0]
+        assert answers(workers=2) == everything  # each scan process keeps one block of its share
+        ident.remove("p9000")  # a commit rewriting a streamed block: read as it is now
+        assert [a[0][0] for a in answers()] == ["p5", "p4100", everything[2][1][0], "p12300"]
+        ident.gallery.bound_memory(0)
+        assert [a[0][0] for a in answers()] == ["p5", "p4100", everything[2][1][0], "p12300"]
+        assert ident.gallery._cache.held() == []

@@ -42,11 +42,18 @@ def token_store(data: str | None, store: str | None):
 )  # fmt: skip
 @click.option("--scan-workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Local scan processes.")
 @click.option(
+    "--resident-blocks", type=click.IntRange(min=0), default=None,
+    help="Blocks of a gallery each scanning process keeps in memory (default: all); the others are streamed "
+    "from the store at every scan. A block is ~33.5 MB at d=128, ~134 MB at d=512.",
+)  # fmt: skip
+@click.option(
     "--read-timeout", type=click.FloatRange(min=1), default=60, show_default=True,
     help="Seconds a request body may stall between two parts (then HTTP 408).",
 )  # fmt: skip
 @click.pass_context
-def serve(ctx, data, host, port, certfile, keyfile, max_body, store, scan, scan_workers, read_timeout) -> None:
+def serve(
+    ctx, data, host, port, certfile, keyfile, max_body, store, scan, scan_workers, resident_blocks, read_timeout
+) -> None:
     """Run the matcher service (FastAPI + uvicorn; https with --certfile/--keyfile). It holds public
     bundles, encrypted galleries and opaque slot maps per tenant; never a secret key, a name, a score
     or a decision. Tokens: `cipherface serve token create --data DIR --tenant T`."""
@@ -63,7 +70,7 @@ def serve(ctx, data, host, port, certfile, keyfile, max_body, store, scan, scan_
 
     app = create_app(
         data, max_body=max_body or DEFAULT_MAX_BODY, scan_workers=scan_workers, read_timeout=read_timeout,
-        store=store, scan=scan,
+        store=store, scan=scan, resident_blocks=resident_blocks,
     )  # fmt: skip
     scheme = "https" if certfile else "http"
     where = f"galleries in {redacted(store)}" if store else data

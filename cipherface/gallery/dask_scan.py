@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from cipherface import envelope
 from cipherface.backend import open_bundle
 from cipherface.errors import CipherfaceError, GalleryError
-from cipherface.gallery.scan import BlockCache, merge_parts, scan_blocks
+from cipherface.gallery.scan import BlockCache, merge_parts
 from cipherface.gallery.store import GalleryStore
 
 #: Times a query is sent again after losing a worker the scheduler could not replace in it.
@@ -30,19 +30,21 @@ _resident: OrderedDict[tuple[str, tuple[int, int]], BlockCache] = OrderedDict()
 _resident_lock = threading.Lock()
 
 
-def scan_part(source: str, part: tuple[int, int], probe: list[bytes]) -> tuple[int, list[bytes]]:
-    """On a worker: the scores of the gallery's blocks numbered ``part[0]`` modulo ``part[1]``."""
+def scan_part(
+    source: str, part: tuple[int, int], probe: list[bytes], resident: int | None = None
+) -> tuple[int, list[bytes]]:
+    """On a worker: the scores of the gallery's blocks numbered ``part[0]`` modulo ``part[1]``
+    (``resident`` of them kept deserialised, the rest streamed from the store)."""
     with _resident_lock:
         cache = _resident.pop((source, part), None)
-        if cache is None:
+        if cache is None or cache.resident != resident:
             store = GalleryStore.open(source)
-            cache = BlockCache(store, open_bundle(store.public_bundle(), envelope.PUBLIC_BUNDLE))
+            cache = BlockCache(store, open_bundle(store.public_bundle(), envelope.PUBLIC_BUNDLE), resident)
         _resident[(source, part)] = cache
         while len(_resident) > RESIDENT_PARTS:
             _, dropped = _resident.popitem(last=False)
             dropped.store.close()
-        generation, blocks = cache.load(part)
-        return generation, scan_blocks(cache.backend, blocks, probe)
+        return cache.scan(probe, part)
 
 
 def resident_parts() -> list[tuple[str, tuple[int, int]]]:
@@ -54,7 +56,8 @@ def resident_parts() -> list[tuple[str, tuple[int, int]]]:
 class DaskScan:
     """Scans on the Dask scheduler at ``address`` (``tcp://HOST:PORT``; ``dask://HOST:PORT`` too)."""
 
-    def __init__(self, address: str, *, timeout: float = 30) -> None:
+    def __init__(self, address: str, *, resident: int | None = None, timeout: float = 30) -> None:
+        self.resident_blocks = resident  # blocks each worker keeps deserialised per partition (None: all)
         try:
             from distributed import Client
         except ImportError:
@@ -96,9 +99,10 @@ class DaskScan:
         # the probe goes from here to every worker (not through the scheduler), so that a partition
         # rerun on another worker finds it there
         [shared] = self.client.scatter([probe], broadcast=True, hash=False)
+        n, resident = len(workers), self.resident_blocks
         futures = [
             self.client.submit(
-                scan_part, source, (i, len(workers)), shared, workers=[w], allow_other_workers=True, pure=False
+                scan_part, source, (i, n), shared, resident, workers=[w], allow_other_workers=True, pure=False
             )
             for i, w in enumerate(workers)
         ]

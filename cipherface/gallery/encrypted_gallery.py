@@ -21,7 +21,7 @@ from cipherface.errors import (
     StaleScanError,
     WriteConflictError,
 )
-from cipherface.gallery.scan import BlockCache, LocalScan, Scanner, scan_blocks
+from cipherface.gallery.scan import BlockCache, LocalScan, Scanner
 from cipherface.gallery.store import GalleryStore
 
 
@@ -64,6 +64,9 @@ class EncryptedGallery:
         self.dim: int = meta["dim"]
         self.width: int = meta["width"]
         self.protocol = protocol_for(backend, self.metric, gallery=True)
+        #: Blocks a scan keeps deserialised between queries in each process (None: all of them); the
+        #: others are streamed from the store at every scan (bounded memory, more reading).
+        self.resident_blocks: int | None = None
         self._cache = BlockCache(store, backend)
         self.gallery_id: str = meta["gallery_id"]
         self.canaries: int = meta["canaries"]
@@ -151,6 +154,15 @@ class EncryptedGallery:
             raise KeyMismatchError(
                 f"gallery {path} is encrypted under key {meta['key_id']}, but the key given is {key_id}"
             )
+
+    def bound_memory(self, resident: int | None) -> None:
+        """Keep at most ``resident`` blocks deserialised per scanning process (None: no bound)."""
+        if resident is not None and resident < 0:
+            raise GalleryError(f"resident blocks must be 0 or more, not {resident}")
+        self.resident_blocks = resident
+        self._cache = BlockCache(self.store, self.backend, resident)
+        if self._own_scanner:
+            self._close_scanner()
 
     def use_scanner(self, scanner: Scanner | None) -> None:
         """Scan on ``scanner`` (a ``LocalScan`` or a ``DaskScan`` the caller owns and closes)."""
@@ -323,16 +335,15 @@ class EncryptedGallery:
         if workers > 1:
             if not isinstance(self.scanner, LocalScan) or self.scanner.workers != workers:
                 self._close_scanner()
-                self.scanner, self._own_scanner = LocalScan(workers), True
+                self.scanner, self._own_scanner = LocalScan(workers, self.resident_blocks), True
             return self.scanner.scan(self.store.source, probe)
-        generation, blocks = self._cache.load()
-        return generation, scan_blocks(self.backend, blocks, probe)
+        return self._cache.scan(probe)
 
     def reload(self) -> None:
         """Forget the deserialised blocks: the next scan reads every block from the store again, as
         a matcher process just started would (the scan otherwise rereads only blocks whose seal
         changed)."""
-        self._cache = BlockCache(self.store, self.backend)
+        self._cache = BlockCache(self.store, self.backend, self.resident_blocks)
 
     def scan_with_state(self, probe: Sequence[bytes], workers: int = 1) -> tuple[list[bytes], GalleryState]:
         """The scores of every block and the state (slot map, seals) of the generation they were

@@ -23,44 +23,51 @@ from cipherface.gallery.store import GalleryStore
 
 
 class BlockCache:
-    """A share of the store's blocks, deserialised in memory. When a commit changed the gallery (its
-    generation), only the blocks whose seal changed are read again: an enrolment that rewrites one
-    block of a large gallery costs one block's deserialisation, not the gallery's."""
+    """A share of the store's blocks (those numbered ``part[0]`` modulo ``part[1]``), scanned from one
+    snapshot. Up to ``resident`` blocks (all when None) stay deserialised between scans; the others
+    are streamed: read, scored and dropped, so a share larger than memory scans in bounded memory
+    (at the cost of reading it at every scan). A commit makes it read again only the resident
+    blocks whose seal changed: an enrolment that rewrites one block of a large gallery costs one
+    block's deserialisation, not the gallery's."""
 
-    def __init__(self, store: GalleryStore, backend: FHEBackend) -> None:
+    def __init__(self, store: GalleryStore, backend: FHEBackend, resident: int | None = None) -> None:
         self.store = store
         self.backend = backend
+        self.resident = resident
         self._blocks: dict[int, tuple[str | None, list[Ciphertext]]] = {}  # block -> (seal, ciphertexts)
-        self._key: tuple[int, tuple[int, int]] | None = None  # (generation, part) they were loaded for
+        self._key: tuple[int, tuple[int, int]] | None = None  # (generation, part) of the last scan
+        self._share: list[int] = []  # ... and that scan's blocks
 
-    def load(self, part: tuple[int, int] = (0, 1)) -> tuple[int, dict[int, list[Ciphertext]]]:
-        """The committed generation and the blocks numbered ``part[0]`` modulo ``part[1]``."""
+    def held(self) -> list[int]:
+        """The blocks deserialised in memory now."""
+        return sorted(self._blocks)
+
+    def scan(self, probe: Sequence[bytes], part: tuple[int, int] = (0, 1)) -> tuple[int, list[bytes]]:
+        """The committed generation and one encrypted score ciphertext per block of the share (a
+        result blob only the key owner can read), all from that generation."""
+        cts = [self.backend.load_ciphertext(p, kind=envelope.GALLERY_BLOCK)[0] for p in probe]
+        out = []
         with self.store.snapshot():
             generation = self.store.generation()
             if self._key != (generation, part):
                 seals = self.store.seals()
-                fresh = {}
-                for b in self.store.block_ids():
-                    if b % part[1] != part[0]:
-                        continue
-                    cached = self._blocks.get(b)
-                    if cached is None or cached[0] is None or cached[0] != seals.get(b):
-                        blobs = self.store.read_block(b)
-                        cts = [self.backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in blobs]
-                        cached = (seals.get(b), cts)
-                    fresh[b] = cached
-                self._blocks = fresh
+                self._share = [b for b in self.store.block_ids() if b % part[1] == part[0]]
+                keep = set(self._share if self.resident is None else self._share[: self.resident])
+                unchanged = {b for b, (seal, _) in self._blocks.items() if seal is not None and seal == seals.get(b)}
+                self._blocks = {b: held for b, held in self._blocks.items() if b in keep & unchanged}
                 self._key = (generation, part)
-        return generation, {b: cts for b, (_, cts) in self._blocks.items()}
+                for b in keep - set(self._blocks):
+                    self._blocks[b] = (seals.get(b), self._read(b))
+            for b in self._share:
+                held = self._blocks.get(b)
+                components = held[1] if held is not None else self._read(b)  # streamed
+                result = self.backend.inner_product(components, cts)
+                out.append(self.backend.dump_ciphertext(result, kind=envelope.RESULT, meta={"block": b}))
+        return generation, out
 
-
-def scan_blocks(backend: FHEBackend, blocks: dict[int, list[Ciphertext]], probe: Sequence[bytes]) -> list[bytes]:
-    """One encrypted score ciphertext per block (a result blob only the key owner can read)."""
-    cts = [backend.load_ciphertext(p, kind=envelope.GALLERY_BLOCK)[0] for p in probe]
-    return [
-        backend.dump_ciphertext(backend.inner_product(components, cts), kind=envelope.RESULT, meta={"block": block})
-        for block, components in sorted(blocks.items())
-    ]
+    def _read(self, block: int) -> list[Ciphertext]:
+        blobs = self.store.read_block(block)
+        return [self.backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in blobs]
 
 
 def merge_parts(parts: Sequence[tuple[int, list[bytes]]]) -> tuple[int, list[bytes]]:
@@ -81,19 +88,18 @@ class Scanner(Protocol):
     def close(self) -> None: ...
 
 
-def _serve(conn, path: str, index: int, workers: int) -> None:
+def _serve(conn, path: str, index: int, workers: int, resident: int | None) -> None:
     """A worker: opens the store itself, keeps its share of the blocks, scores every probe sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes the pool
 
     store = GalleryStore.open(path)
-    cache = BlockCache(store, open_bundle(store.public_bundle(), envelope.PUBLIC_BUNDLE))
+    cache = BlockCache(store, open_bundle(store.public_bundle(), envelope.PUBLIC_BUNDLE), resident)
     while True:
         probe = conn.recv()
         if probe is None:
             break
         try:
-            generation, blocks = cache.load((index, workers))
-            conn.send(("ok", (generation, scan_blocks(cache.backend, blocks, probe))))
+            conn.send(("ok", cache.scan(probe, (index, workers))))
         except Exception as exc:  # reported to the parent, which raises it
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
     store.close()
@@ -103,14 +109,15 @@ class LocalScan:
     """The scan on this machine's cores: ``workers`` long-lived processes, each holding one share of
     the blocks of the gallery it last scanned (started again for another gallery)."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, resident: int | None = None) -> None:
         self.workers = workers
+        self.resident_blocks = resident  # blocks each process keeps deserialised (None: its whole share)
         self._pool: _ProcessPool | None = None
 
     def scan(self, source: str, probe: Sequence[bytes]) -> tuple[int, list[bytes]]:
         if self._pool is None or self._pool.source != source:
             self.close()
-            self._pool = _ProcessPool(source, self.workers)
+            self._pool = _ProcessPool(source, self.workers, self.resident_blocks)
         return self._pool.scan(probe)
 
     def close(self) -> None:
@@ -120,14 +127,14 @@ class LocalScan:
 
 
 class _ProcessPool:
-    def __init__(self, source: str, workers: int) -> None:
+    def __init__(self, source: str, workers: int, resident: int | None) -> None:
         self.source = source
         ctx = mp.get_context("spawn")
         self._conns = []
         self._procs = []
         for index in range(workers):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(child, source, index, workers), daemon=True)
+            proc = ctx.Process(target=_serve, args=(child, source, index, workers, resident), daemon=True)
             proc.start()
             self._conns.append(parent)
             self._procs.append(proc)

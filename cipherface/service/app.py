@@ -176,9 +176,10 @@ class Registry:
     """Open galleries and matchers, one lock each: requests on one gallery run one at a time (the
     FHE libraries hold the GIL anyway), requests on different galleries in parallel threads."""
 
-    def __init__(self, scan_workers: int, scanner: Scanner | None = None) -> None:
+    def __init__(self, scan_workers: int, scanner: Scanner | None = None, resident: int | None = None) -> None:
         self.scan_workers = scan_workers
         self.scanner = scanner
+        self.resident = resident
         self._lock = threading.Lock()
         self._galleries: dict[str, tuple[EncryptedGallery, threading.Lock]] = {}
         self._matchers: dict[Path, Matcher] = {}
@@ -190,6 +191,7 @@ class Registry:
                 if not GalleryStore.exists(location):
                     raise NotFoundError(f"no gallery named {short_name(location)!r}")
                 entry = (EncryptedGallery.open(location), threading.Lock())
+                entry[0].bound_memory(self.resident)
                 entry[0].use_scanner(self.scanner)
                 self._galleries[location] = entry
         gallery, lock = entry
@@ -239,11 +241,14 @@ def create_app(
     read_timeout: float = DEFAULT_READ_TIMEOUT,
     store: str | None = None,
     scan: str = "local",
+    resident_blocks: int | None = None,
 ) -> FastAPIOffline:
     """The service over ``data_dir`` (tokens.db and tenants/...): request bodies up to ``max_body``
     bytes, each part of one due within ``read_timeout`` seconds; galleries in ``data_dir`` or in the
     PostgreSQL database ``store`` (``postgresql://...``); scans on ``scan_workers`` local processes
-    (``scan="local"``) or on the Dask scheduler ``scan="dask://HOST:PORT"``."""
+    (``scan="local"``) or on the Dask scheduler ``scan="dask://HOST:PORT"``, each scanning process
+    keeping at most ``resident_blocks`` blocks of a gallery deserialised (None: all; the rest are
+    streamed from the store at every scan)."""
     root = Path(data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     if store is not None and not is_postgres(store):
@@ -252,9 +257,9 @@ def create_app(
     if scan != "local":
         if not scan.startswith(("dask://", "tcp://")):
             raise GalleryError(f"--scan is 'local' or dask://HOST:PORT, not {scan!r}")
-        scanner = DaskScan(scan)
+        scanner = DaskScan(scan, resident=resident_blocks)
     tokens = TokenStore(root, store)
-    registry = Registry(scan_workers, scanner)
+    registry = Registry(scan_workers, scanner, resident_blocks)
 
     @asynccontextmanager
     async def lifespan(app: FastAPIOffline) -> AsyncIterator[None]:
