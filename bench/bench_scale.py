@@ -26,23 +26,13 @@ from pathlib import Path
 
 import numpy as np
 from bench_gallery import grown, plaintext_top1, reference_query_seconds, unit_rows
-from report import machine, table, write_section
+from report import machine, peak_rss_gb, table, write_section
 
 from cipherface.gallery.dask_scan import DaskScan
 from cipherface.gallery.packing import encrypt_probe
 from cipherface.gallery.scan import LocalScan
 from cipherface.identification import Identifier
 from cipherface.testing.cluster import cluster
-
-
-def rss_gb(pids: list[int]) -> float:
-    """The processes' peak resident memory (VmHWM), summed."""
-    peak = 0
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peak += int(line.split()[1]) * 1024
-    return peak / 2**30
 
 
 def measure(ident, scanner, probes, vectors, n, cutoff) -> dict:
@@ -105,23 +95,23 @@ def main() -> None:
             configs = {}
             ident.gallery.reload()  # the first scan below reads every block, as a fresh process would
             configs["in process"] = measure(ident, None, probes, vectors, n, cutoff)
-            configs["in process"]["rss"] = rss_gb([os.getpid()])
+            configs["in process"]["rss"] = peak_rss_gb([os.getpid()])
             ident.gallery.reload()  # frees this process's deserialised blocks before the next runs
             local = LocalScan(2)
             configs["local pool, 2 processes"] = measure(ident, local, probes, vectors, n, cutoff)
-            configs["local pool, 2 processes"]["rss"] = rss_gb([p.pid for p in local._pool._procs])
+            configs["local pool, 2 processes"]["rss"] = peak_rss_gb([p.pid for p in local._pool._procs])
             local.close()
             if args.streamed:  # the same pool keeping no block in memory: every scan reads its share
                 local = LocalScan(2, resident=0)
                 configs["local pool, 2 processes, streamed"] = measure(ident, local, probes, vectors, n, cutoff)
-                configs["local pool, 2 processes, streamed"]["rss"] = rss_gb([p.pid for p in local._pool._procs])
+                configs["local pool, 2 processes, streamed"]["rss"] = peak_rss_gb([p.pid for p in local._pool._procs])
                 local.close()
             for workers in (1, 2):
                 with cluster(workers) as c:
                     scanner = DaskScan(c.address)
                     name = f"Dask, {workers} worker{'s' * (workers > 1)}"
                     configs[name] = measure(ident, scanner, probes, vectors, n, cutoff)
-                    configs[name]["rss"] = rss_gb([p.pid for p in c.workers])
+                    configs[name]["rss"] = peak_rss_gb([p.pid for p in c.workers])
                     configs[name]["moved"] = workers * probe_bytes + result_bytes
                     scanner.close()
             base = configs["in process"]["scan"]

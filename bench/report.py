@@ -24,6 +24,16 @@ def median_ms(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(samples)
 
 
+def peak_rss_gb(pids: list[int]) -> float:
+    """The processes' peak resident memory (VmHWM), summed, in GiB."""
+    peak = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peak += int(line.split()[1]) * 1024
+    return peak / 2**30
+
+
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
     try:
