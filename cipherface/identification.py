@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -306,7 +308,9 @@ class Identifier:
         identities it removed."""
         added = list(added)
         new = [i for i, _ in added]
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:  # another writer won the last round: back off a random, growing while
+                time.sleep(random.uniform(0, min(0.01 * 2**attempt, 0.5)))
             state = self.gallery.state()
             try:
                 change = plan(state)

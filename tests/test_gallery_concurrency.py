@@ -10,9 +10,7 @@ import numpy as np
 
 from cipherface.identification import Identifier
 
-#: Small embeddings: a block's rewrite costs one encryption per component, and these tests rewrite
-#: blocks dozens of times (the interleavings, not the dimension, are what they test).
-DIM = 32
+DIM = 128
 
 
 def unit(rng, n, d=DIM):
