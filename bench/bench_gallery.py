@@ -111,8 +111,8 @@ def main() -> None:
                 best, accept = plaintext_top1(vectors[:n], probe, cutoff)
                 agree += (result.candidates[0].name, result.candidates[0].accepted) == (f"id{best}", accept)
             scan = float(np.median(scans))
-            scanner = ident.gallery.scanner
-            peak = peak_rss_gb([p.pid for p in scanner._pool._procs] if scanner else [os.getpid()])
+            pool = ident.gallery._pool  # the gallery's own scan processes (workers > 1)
+            peak = peak_rss_gb(pool.pids() if pool is not None else [os.getpid()])
             ref = reference_query_seconds(vectors[:n], vectors[0]) if n in ref_sizes else None
             row = [
                 f"{n:,}",

@@ -37,7 +37,10 @@ def scan_part(
     (``resident`` of them kept deserialised, the rest streamed from the store)."""
     with _resident_lock:
         cache = _resident.pop((source, part), None)
-        if cache is None or cache.resident != resident:
+        if cache is not None and cache.resident != resident:  # another memory bound: start afresh
+            cache.store.close()
+            cache = None
+        if cache is None:
             store = GalleryStore.open(source)
             cache = BlockCache(store, open_bundle(store.public_bundle(), envelope.PUBLIC_BUNDLE), resident)
         _resident[(source, part)] = cache

@@ -71,9 +71,10 @@ class EncryptedGallery:
         self.gallery_id: str = meta["gallery_id"]
         self.canaries: int = meta["canaries"]
         self._state: GalleryState | None = None
-        #: Where scans with more than one worker run (``use_scanner``); made on first need otherwise.
+        #: Where scans run when the caller says (``use_scanner``: a cluster, a pool it shares) ...
         self.scanner: Scanner | None = None
-        self._own_scanner = False
+        #: ... else on this gallery's own pool of processes for ``workers > 1``, made on first need.
+        self._pool: LocalScan | None = None
 
     # ------------------------------------------------------------ lifecycle
     @staticmethod
@@ -161,21 +162,19 @@ class EncryptedGallery:
             raise GalleryError(f"resident blocks must be 0 or more, not {resident}")
         self.resident_blocks = resident
         self._cache = BlockCache(self.store, self.backend, resident)
-        if self._own_scanner:
-            self._close_scanner()
+        self._close_pool()
 
     def use_scanner(self, scanner: Scanner | None) -> None:
         """Scan on ``scanner`` (a ``LocalScan`` or a ``DaskScan`` the caller owns and closes)."""
-        self._close_scanner()
         self.scanner = scanner
 
-    def _close_scanner(self) -> None:
-        if self._own_scanner and self.scanner is not None:
-            self.scanner.close()
-        self.scanner, self._own_scanner = None, False
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def close(self) -> None:
-        self._close_scanner()
+        self._close_pool()
         self.store.close()
 
     def __enter__(self) -> EncryptedGallery:
@@ -330,13 +329,13 @@ class EncryptedGallery:
         ``use_scanner``, else on ``workers`` local processes, else in this process."""
         if len(probe) != self.width:
             raise DimensionError(f"probe has {len(probe)} components, the gallery needs {self.width}")
-        if self.scanner is not None and not self._own_scanner:
+        if self.scanner is not None:
             return self.scanner.scan(self.store.source, probe)
         if workers > 1:
-            if not isinstance(self.scanner, LocalScan) or self.scanner.workers != workers:
-                self._close_scanner()
-                self.scanner, self._own_scanner = LocalScan(workers, self.resident_blocks), True
-            return self.scanner.scan(self.store.source, probe)
+            if self._pool is None or self._pool.workers != workers:
+                self._close_pool()
+                self._pool = LocalScan(workers, self.resident_blocks)
+            return self._pool.scan(self.store.source, probe)
         return self._cache.scan(probe)
 
     def reload(self) -> None:

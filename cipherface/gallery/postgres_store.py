@@ -132,11 +132,10 @@ class PostgresStore(GalleryStore):
             raise GalleryError(f"no gallery named {name!r} in {redacted(url)} (create one with `cipherface enroll`)")
         store = cls(location, schema, db)
         try:
-            store.meta()
+            store._checked_schema()
         except _driver().Error as exc:
             store.close()
             raise GalleryError(f"{store.location} is not a cipherface gallery ({exc})") from None
-        store._checked_schema()
         return store
 
     @staticmethod

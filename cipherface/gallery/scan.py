@@ -120,6 +120,10 @@ class LocalScan:
             self._pool = _ProcessPool(source, self.workers, self.resident_blocks)
         return self._pool.scan(probe)
 
+    def pids(self) -> list[int]:
+        """The scanning processes (none before the first scan)."""
+        return [proc.pid for proc in self._pool._procs] if self._pool is not None else []
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()

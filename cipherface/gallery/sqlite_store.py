@@ -12,7 +12,7 @@ from cipherface.errors import GalleryError
 from cipherface.gallery.store import GalleryStore, Sql
 
 
-class _Connection:
+class SQLiteConnection:
     """sqlite3 speaks ``?`` already; this adds ``executemany`` beside ``execute``."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -35,7 +35,7 @@ class SQLiteStore(GalleryStore):
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=60, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        self.sql = _Connection(conn)
+        self.sql = SQLiteConnection(conn)
 
     @classmethod
     def create(cls, location: str | Path, public_bundle: bytes, meta: dict[str, Any]) -> SQLiteStore:
@@ -55,10 +55,9 @@ class SQLiteStore(GalleryStore):
             raise GalleryError(f"no gallery at {path} (create one with `cipherface enroll`)")
         try:
             store = cls(path)
-            store.meta()
+            store._checked_schema()
         except sqlite3.DatabaseError as exc:
             raise GalleryError(f"{path} is not a cipherface gallery ({exc})") from None
-        store._checked_schema()
         return store
 
     @staticmethod

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from cipherface.errors import CipherfaceError
+from cipherface.gallery.sqlite_store import SQLiteConnection
 
 TOKENS_FILE = "tokens.db"
 #: Tenant and gallery names: a letter or digit, then letters, digits, '.', '_' or '-' (at most 64).
@@ -47,8 +48,8 @@ class TokenStore:
                 raise CipherfaceError("tokens are kept in --data DIR or in --store postgresql://...")
             path = Path(data_dir) / TOKENS_FILE
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-            self._table = "tokens"
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._conn, self._table = SQLiteConnection(conn), "tokens"
         self._conn.execute(
             f"CREATE TABLE IF NOT EXISTS {self._table} "
             "(digest TEXT PRIMARY KEY, tenant TEXT NOT NULL, created DOUBLE PRECISION NOT NULL)"
@@ -77,4 +78,4 @@ class TokenStore:
         return self._conn.execute(f"DELETE FROM {self._table} WHERE digest LIKE ?", (token_id + "%",)).rowcount
 
     def close(self) -> None:
-        getattr(self._conn, "conn", self._conn).close()
+        self._conn.conn.close()
