@@ -52,6 +52,9 @@ def default_key_dir(gallery: str | Path) -> Path:
 
 #: Scans (or enrolment attempts) before giving up on a gallery that keeps changing under them.
 MAX_ATTEMPTS = 20
+#: A writer that keeps losing commit races to others (who thus make progress) keeps trying this
+#: long, even past ``MAX_ATTEMPTS``: a busy gallery delays an enrolment, it does not refuse it.
+WRITE_PATIENCE = 120.0
 
 
 @dataclass(frozen=True)
@@ -308,8 +311,10 @@ class Identifier:
         identities it removed."""
         added = list(added)
         new = [i for i, _ in added]
-        for attempt in range(MAX_ATTEMPTS):
-            if attempt:  # another writer won the last round: back off a random, growing while
+        attempt, deadline = 0, time.monotonic() + WRITE_PATIENCE
+        while attempt < MAX_ATTEMPTS or time.monotonic() < deadline:
+            attempt += 1
+            if attempt > 1:  # another writer won the last round: back off a random, growing while
                 time.sleep(random.uniform(0, min(0.01 * 2**attempt, 0.5)))
             state = self.gallery.state()
             try:
@@ -336,7 +341,9 @@ class Identifier:
             self.directory.end(self.gallery.gallery_id, new, change.remove, versions, committed)
             if committed:
                 return len(change.remove)
-        raise WriteConflictError(f"other writers changed these blocks during each of {MAX_ATTEMPTS} attempts")
+        raise WriteConflictError(
+            f"other writers changed these blocks during each of {attempt} attempts over {WRITE_PATIENCE:.0f} s"
+        )
 
     def verify(self, progress: bool = False) -> dict[str, int]:
         """Check the whole gallery as the key owner (exit code 3 in the CLI when it fails): the state
