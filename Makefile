@@ -6,7 +6,8 @@ STAMP := $(VENV)/.cipherface-installed
 .PHONY: setup demo test bench bench-gallery fuzz lint clean
 
 $(STAMP): pyproject.toml plugins/tenseal_backend/pyproject.toml plugins/pyfhel_backend/pyproject.toml \
-          plugins/seal_backend/pyproject.toml plugins/facenet_embedder/pyproject.toml \
+          plugins/seal_backend/pyproject.toml plugins/paillier_backend/pyproject.toml \
+          plugins/facenet_embedder/pyproject.toml \
           examples/cipherface-opcount/pyproject.toml scripts/setup.sh scripts/pyfhel-wheel.sh \
           scripts/haarcascades.py
 	VENV=$(VENV) bash scripts/setup.sh

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeAlias, final
 import numpy as np
 
 from cipherface import envelope
-from cipherface.capabilities import APPROXIMATE, CT_MULTIPLY, LEVELS, ROTATION, SEEDED_ENCRYPTION
+from cipherface.capabilities import APPROXIMATE, CT_MULTIPLY, LEVELS, PROBE_IN_CLEAR, ROTATION, SEEDED_ENCRYPTION
 from cipherface.errors import (
     CipherfaceError,
     DimensionError,
@@ -276,16 +276,33 @@ class FHEBackend(ABC):
         depth: int | None = None,
         kind: str = envelope.CIPHERTEXT,
         meta: Mapping[str, Any] | None = None,
+        probe: bool = False,
     ) -> bytes:
         """Encrypt and serialise in one step. A backend with the ``seeded-encryption`` capability,
         holding the secret key, encrypts with it and stores the random half of the ciphertext as a
-        seed: about half the bytes (what the key owner stores in a gallery or uploads as a probe)."""
+        seed: about half the bytes (what the key owner stores in a gallery or uploads as a probe).
+        A ``probe`` on a ``probe-in-clear`` backend is not encrypted: the matcher gets it in the
+        clear, as that scheme requires."""
         arr, depth = self._check_values(values), self._checked_depth(depth)
-        if SEEDED_ENCRYPTION in self.capabilities and self.has_secret_key:
+        if probe and PROBE_IN_CLEAR in self.capabilities:
+            data = self._serialize(self._clear_probe(arr, depth))
+        elif SEEDED_ENCRYPTION in self.capabilities and self.has_secret_key:
             data = self._encrypt_seeded(arr, depth)
         else:
             data = self._serialize(self._encrypt(arr, depth))
         return self._pack_ciphertext(kind, data, depth, meta)
+
+    @final
+    def encrypt_probe(self, values: Values, *, depth: int | None = None) -> Ciphertext:
+        """The probe operand of a comparison: encrypted, or in the clear on a ``probe-in-clear``
+        backend (whose products need one operand in the clear)."""
+        if PROBE_IN_CLEAR not in self.capabilities:
+            return self.encrypt(values, depth=depth)
+        return self._clear_probe(self._check_values(values), self._checked_depth(depth))
+
+    def _clear_probe(self, values: np.ndarray, depth: int) -> Ciphertext:
+        """A probe in the clear, as an operand of this backend's products (``probe-in-clear``)."""
+        raise NotImplementedError(f"backend {self.name!r} declares no probe in the clear")
 
     def _encrypt_seeded(self, values: np.ndarray, depth: int) -> bytes:
         """Secret-key encryption serialised with a seed (backends declaring ``seeded-encryption``)."""
@@ -301,8 +318,25 @@ class FHEBackend(ABC):
     def decrypt(self, ct: Ciphertext, length: int | None = None) -> np.ndarray:
         """The first ``length`` slots (all by default); needs the secret key."""
         self._require_secret("decrypt")
-        out = np.asarray(self._decrypt(ct), dtype=np.float64)
+        out = np.asarray(self._decrypt(ct) if length is None else self._decrypt_prefix(ct, length), dtype=np.float64)
         return out if length is None else out[:length]
+
+    @final
+    def decrypt_at(self, ct: Ciphertext, slots: Sequence[int]) -> np.ndarray:
+        """The values of the given slots only; needs the secret key."""
+        self._require_secret("decrypt")
+        index = [int(s) for s in slots]
+        if not index or min(index) < 0 or max(index) >= self.slot_count:
+            raise DimensionError(f"slots to decrypt must be within 0..{self.slot_count - 1}")
+        return np.asarray(self._decrypt_at(ct, index), dtype=np.float64)
+
+    def _decrypt_at(self, ct: Ciphertext, slots: list[int]) -> Sequence[float]:
+        """Given slots (a backend that decrypts slot by slot decrypts only those)."""
+        return np.asarray(self._decrypt_prefix(ct, max(slots) + 1), dtype=np.float64)[slots]
+
+    def _decrypt_prefix(self, ct: Ciphertext, length: int) -> Sequence[float]:
+        """At least the first ``length`` slots (a backend that decrypts slot by slot stops there)."""
+        return self._decrypt(ct)
 
     def _check_values(self, values: Values) -> np.ndarray:
         arr = np.asarray(values, dtype=np.float64)
@@ -313,7 +347,7 @@ class FHEBackend(ABC):
         if arr.size > self.slot_count:
             raise DimensionError(
                 f"vector of length {arr.size} does not fit in {self.slot_count} slots "
-                f"(N={self.params.poly_modulus_degree}); use a larger preset or split it"
+                "of this parameter set; use a larger preset or split it"
             )
         if not np.all(np.isfinite(arr)):
             raise DimensionError("vector contains NaN or infinity")
@@ -445,8 +479,8 @@ class FHEBackend(ABC):
     def _check_depth(self, *cts: Ciphertext) -> None:
         if min(self.depth_left(ct) for ct in cts) < 1:
             raise CipherfaceError(
-                f"no multiplicative depth left: parameter set {list(self.params.coeff_mod_bit_sizes)} "
-                f"allows {self.params.depth} multiplication(s); use a deeper preset"
+                f"no multiplicative depth left: this parameter set allows {self.params.depth} "
+                "multiplication(s); use a deeper preset"
             )
 
     @final

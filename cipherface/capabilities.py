@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cipherface.errors import MissingCapabilityError
+from cipherface.errors import DisclosureError, MissingCapabilityError
 
 #: Ciphertext-ciphertext multiplication (with relinearisation).
 CT_MULTIPLY = "ct-multiply"
@@ -27,7 +27,42 @@ NATIVE_INNER_PRODUCT = "native-inner-product"
 #: Secret-key encryption serialised with a seed for the random half (half the bytes).
 SEEDED_ENCRYPTION = "seeded-encryption"
 
-ALL = (CT_MULTIPLY, ROTATION, APPROXIMATE, EXACT, LEVELS, NATIVE_INNER_PRODUCT, SEEDED_ENCRYPTION)
+#: Products of an encrypted vector with one in the clear only (partially homomorphic, e.g. Paillier):
+#: the probe goes to the matcher in the clear and every protocol computes
+#: Enc(reference row) · clear probe row. A disclosure: the CLI asks for ``--matcher-sees-probe``.
+PROBE_IN_CLEAR = "probe-in-clear"
+
+ALL = (CT_MULTIPLY, ROTATION, APPROXIMATE, EXACT, LEVELS, NATIVE_INNER_PRODUCT, SEEDED_ENCRYPTION, PROBE_IN_CLEAR)
+
+#: Capabilities that give the matcher something beyond ciphertexts, what it then sees, and the
+#: command-line flag by which a user accepts it.
+DISCLOSURES: dict[str, tuple[str, str]] = {
+    PROBE_IN_CLEAR: ("the matcher sees every probe embedding in the clear", "--matcher-sees-probe"),
+}
+
+#: The disclosures a caller accepted; None: not enforced (the Python API, where naming the
+#: backend is the choice). The command line enforces it (``enforce_disclosures``).
+_accepted: set[str] | None = None
+
+
+def enforce_disclosures(accepted: Iterable[str] | None) -> None:
+    """From now on, refuse key owners on backends whose disclosures are not all in ``accepted``
+    (None: stop enforcing)."""
+    global _accepted
+    _accepted = None if accepted is None else set(accepted)
+
+
+def check_disclosures(backend: object) -> None:
+    """Refuse a backend that discloses something the caller did not accept (when enforced)."""
+    if _accepted is None:
+        return
+    missing = sorted(set(getattr(backend, "capabilities", ())) & set(DISCLOSURES) - _accepted)
+    if missing:
+        what = "; ".join(f"{DISCLOSURES[c][0]} (accept with {DISCLOSURES[c][1]})" for c in missing)
+        raise DisclosureError(
+            f"backend {getattr(backend, 'name', backend)!r} is not fully encrypted: {what}. "
+            "docs/schemes.md compares what each scheme lets the matcher learn"
+        )
 
 
 def require(backend: object, needed: Iterable[str], what: str) -> None:
@@ -49,6 +84,8 @@ def protocol_for(backend: object, metric: str, *, gallery: bool = False):
     protocol = get_protocol(metric)
     if EXACT in getattr(backend, "capabilities", ()):
         protocol = protocol.quantised()
+    if PROBE_IN_CLEAR in getattr(backend, "capabilities", ()):
+        protocol = protocol.probe_in_clear()
     if gallery:
         require(backend, protocol.gallery_requires, f"the packed gallery for {metric!r}")
     else:

@@ -45,6 +45,10 @@ class MissingCapabilityError(CipherfaceError):
     """A protocol or operation needs a capability the backend does not declare."""
 
 
+class DisclosureError(CipherfaceError):
+    """A backend would let the matcher see something (e.g. the probe) the user did not accept."""
+
+
 class DuplicatePluginError(CipherfaceError):
     """Two installed plugins register the same name for the same kind of thing."""
 

@@ -74,11 +74,13 @@ def evaluate_metric(
     """Every pair plaintext and encrypted (each photo encrypted once), with agreement statistics."""
     protocol = protocol_for(owner.backend, metric)
     prepared = {name: protocol.prepare(e) for name, e in embeddings.items()}
+    as_probe = {name: protocol.prepare_probe(e) for name, e in embeddings.items()}
     encrypted = {name: owner.encrypt(e, metric) for name, e in embeddings.items()}
+    probes = {name: owner.encrypt(e, metric, probe=True) for name, e in embeddings.items()}
     plain, enc = [], []
     for pair in tqdm(pairs, desc=f"{metric} pairs ({owner.backend.name})", unit="pair", disable=not progress):
-        plain.append(protocol.plaintext(prepared[pair.image_a], prepared[pair.image_b]))
-        enc.append(owner.decrypt_result(matcher.distance(encrypted[pair.image_a], encrypted[pair.image_b]), metric))
+        plain.append(protocol.plaintext(prepared[pair.image_a], as_probe[pair.image_b]))
+        enc.append(owner.decrypt_result(matcher.distance(encrypted[pair.image_a], probes[pair.image_b]), metric))
     plain_v, enc_v = np.array(plain), np.array(enc)
     labels = np.array([p.same_person for p in pairs])
     cutoff = protocol.cutoff(threshold)

@@ -27,5 +27,10 @@ def register_protocols(register):
 
 
 @hookspec
+def register_schemes(register):
+    """Register schemes beyond CKKS and BFV: ``register(cipherface.params.Scheme(...))``."""
+
+
+@hookspec
 def register_commands(cli):
     """Add commands to the ``cipherface`` command line: ``cli`` is its click group."""

@@ -110,6 +110,13 @@ class SchemeParams:
             raise ParameterError("; ".join(problems))
         return self
 
+    def describe(self) -> str:
+        """One line for ``params list``."""
+        return (
+            f"N={self.poly_modulus_degree:<6} q={list(self.coeff_mod_bit_sizes)} "
+            f"({self.total_bits}/{self.max_log_q} bits)"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             f.name: list(value) if isinstance(value, tuple) else value
@@ -350,8 +357,11 @@ BFV_PRESETS: dict[str, BFVParams] = {
     "bfv-n16384-s256": BFVParams(16384, (58, 59, 60, 60), 20, 256),
 }
 
-#: Per scheme: its parameter type and its presets (``params list/check --scheme``).
+#: Per scheme: its parameter type and its presets (``params list/check --scheme``). Plugins add
+#: theirs through the ``register_schemes`` hook (``Scheme``); read them through ``schemes()``.
 SCHEMES: dict[str, tuple[type, dict[str, Any]]] = {"ckks": (CKKSParams, PRESETS), "bfv": (BFVParams, BFV_PRESETS)}
+#: Schemes whose parameter sets are a ring and a prime chain (``params check`` builds those).
+RLWE_SCHEMES = tuple(SCHEMES)
 
 #: The preset ``--security LEVEL`` picks: the smallest ring that reaches the level.
 DEFAULT_PRESET_FOR_LEVEL = {128: "n8192-s128", 192: "n8192-s192", 256: "n16384-s256"}
@@ -363,9 +373,48 @@ LEVEL_PRESETS = {
 DEFAULT_PRESETS = {"ckks": DEFAULT_PRESET, "bfv": "bfv-n8192-s128"}
 
 
+@dataclass(frozen=True)
+class Scheme:
+    """A scheme a plugin adds: its parameter type (with ``slot_count``, ``depth``, ``result_limit``,
+    ``security_level``, ``check``, ``to_dict``/``from_dict``, ``describe``), named presets, the
+    preset each security level picks, and the default."""
+
+    name: str
+    params_type: type
+    presets: dict[str, Any]
+    level_presets: dict[int, str]
+    default: str
+
+
+def add_scheme(scheme: Scheme) -> None:
+    """Register a plugin's scheme (called once per registry by ``cipherface.plugins``)."""
+    if scheme.name in SCHEMES and SCHEMES[scheme.name][0] is not scheme.params_type:
+        raise ParameterError(f"two plugins define scheme {scheme.name!r}")
+    SCHEMES[scheme.name] = (scheme.params_type, scheme.presets)
+    LEVEL_PRESETS[scheme.name] = dict(scheme.level_presets)
+    DEFAULT_PRESETS[scheme.name] = scheme.default
+
+
+def default_preset(scheme: str) -> str:
+    """The preset a scheme uses when none is named."""
+    schemes()
+    return DEFAULT_PRESETS[scheme]
+
+
+def schemes() -> dict[str, tuple[type, dict[str, Any]]]:
+    """Every scheme: the built-in ones and those of installed plugins."""
+    from cipherface.plugins import registry
+
+    registry()
+    return SCHEMES
+
+
 def resolve_params(spec: Any = None, scheme: str = "ckks") -> Any:
     """A parameter set of ``scheme`` from a preset name, a security level, or a set; checked."""
-    params_type, presets = SCHEMES[scheme]
+    known = schemes()
+    if scheme not in known:
+        raise ParameterError(f"unknown scheme {scheme!r}; installed schemes: {', '.join(known)}")
+    params_type, presets = known[scheme]
     if isinstance(spec, params_type):
         return spec.check()
     if spec is not None and not isinstance(spec, (str, int)):

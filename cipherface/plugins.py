@@ -83,6 +83,9 @@ def registry() -> Registry:
     hook.register_backends(register=adder("backend", reg.backends))
     hook.register_embedders(register=adder("embedder", reg.embedders))
     hook.register_protocols(register=adder("protocol", reg.protocols))
+    from cipherface.params import add_scheme
+
+    hook.register_schemes(register=add_scheme)
     return reg
 
 

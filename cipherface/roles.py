@@ -12,7 +12,7 @@ import numpy as np
 
 from cipherface import envelope
 from cipherface.backend import FHEBackend, open_bundle
-from cipherface.capabilities import protocol_for
+from cipherface.capabilities import PROBE_IN_CLEAR, check_disclosures, protocol_for
 from cipherface.errors import (
     CipherfaceError,
     DimensionError,
@@ -67,6 +67,7 @@ class KeyOwner:
             raise SecretKeyRequiredError(
                 f"a KeyOwner needs the secret bundle; backend {backend.name!r} holds only the public bundle"
             )
+        check_disclosures(backend)
         self.backend = backend
 
     @classmethod
@@ -115,11 +116,12 @@ class KeyOwner:
     def public_bundle(self) -> bytes:
         return self.backend.export_public_bundle()
 
-    def encrypt(self, embedding: np.ndarray, metric: str) -> bytes:
+    def encrypt(self, embedding: np.ndarray, metric: str, *, probe: bool = False) -> bytes:
         """Prepare an embedding for ``metric`` (e.g. L2-normalise), check that no result can wrap
-        around, and encrypt it with canary slots behind the window the matcher sums."""
+        around, and encrypt it with canary slots behind the window the matcher sums. The ``probe``
+        of a comparison (the second operand) goes in the clear on a ``probe-in-clear`` backend."""
         protocol = protocol_for(self.backend, metric)
-        prepared = protocol.check_input(protocol.prepare(embedding), self.backend.params.result_limit)
+        prepared = protocol.prepare_checked(embedding, self.backend.params.result_limit, probe=probe)
         start = protocol.window(prepared.size)
         if not canaries_fit(start, self.backend.slot_count):
             raise DimensionError(
@@ -130,8 +132,10 @@ class KeyOwner:
         slots = np.zeros(start + CANARY_SLOTS)
         slots[: prepared.size] = prepared
         slots[start:] = protocol.encode(canary_values(self.backend.integrity_key, nonce))
-        ct = self.backend.encrypt(slots)
-        return self.backend.dump_ciphertext(ct, meta={"metric": metric, "dim": int(prepared.size), "nonce": nonce})
+        meta = {"metric": metric, "dim": int(prepared.size), "nonce": nonce}
+        if probe and PROBE_IN_CLEAR in self.backend.capabilities:
+            return self.backend.encrypt_blob(slots, meta=meta, probe=True)
+        return self.backend.dump_ciphertext(self.backend.encrypt(slots), meta=meta)
 
     def decrypt_result(self, blob: bytes, metric: str) -> float:
         """The distance value of a matcher's result for the comparison the key owner asked for.
@@ -155,8 +159,8 @@ class KeyOwner:
             raise IntegrityError(f"the result's header gives an embedding length {dim} no canary fits behind")
         key = self.backend.integrity_key
         u, v = (protocol.encode(canary_values(key, checked_nonce(n, "a compared ciphertext"))) for n in nonces)
-        slots = self.backend.decrypt(ct, start + CANARY_SLOTS)
-        check_canaries(slots[start:], protocol.window_values(u, v, dim, CANARY_SLOTS), "the result")
+        slots = self.backend.decrypt_at(ct, [0, *range(start, start + CANARY_SLOTS)])
+        check_canaries(slots[1:], protocol.window_values(u, v, dim, CANARY_SLOTS), "the result")
         protocol.check_values(slots[0], self.backend.params.result_limit, "the result")
         return float(slots[0])
 

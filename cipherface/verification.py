@@ -72,7 +72,7 @@ def verify(
     used_b = range(len(faces_b)) if all_faces else range(1)
     with watch("encrypt"):
         enc_a = {i: owner.encrypt(faces_a[i].embedding, metric) for i in used_a}
-        enc_b = {j: owner.encrypt(faces_b[j].embedding, metric) for j in used_b}
+        enc_b = {j: owner.encrypt(faces_b[j].embedding, metric, probe=True) for j in used_b}
     with watch("encrypted_distance"):
         results = {(i, j): matcher.distance(enc_a[i], enc_b[j]) for i in used_a for j in used_b}
     with watch("decrypt_decide"):

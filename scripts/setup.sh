@@ -20,6 +20,7 @@ wheel=$(PYTHON="$py" bash scripts/pyfhel-wheel.sh | tail -n 1)
   -e plugins/tenseal_backend \
   -e plugins/pyfhel_backend \
   -e plugins/seal_backend \
+  -e plugins/paillier_backend \
   -e plugins/facenet_embedder \
   -e examples/cipherface-opcount
 # OpenCV 5 ships no Haar cascades; DeepFace's opencv detector reads them from cv2/data

@@ -7,6 +7,7 @@ import sys
 import click
 
 from cipherface import interrupts
+from cipherface.capabilities import PROBE_IN_CLEAR, enforce_disclosures
 from cipherface.cli import conformance, faces, gallery, keys, matching, plugins, serve
 from cipherface.errors import CipherfaceError, IntegrityError
 from cipherface.plugins import register_commands
@@ -20,8 +21,17 @@ EXIT_INTERRUPTED = 130  # Ctrl-C: stopped, nothing committed is lost
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cipherface")
-def cli() -> None:
+@click.option(
+    "--matcher-sees-probe",
+    is_flag=True,
+    help="Accept a backend that sends the probe embedding to the matcher in the clear (Paillier: "
+    "encrypted gallery, plaintext probe). Refused without it; see docs/schemes.md.",
+)
+@click.pass_context
+def cli(ctx: click.Context, matcher_sees_probe: bool) -> None:
     """Face matching on CKKS-encrypted embeddings: the cloud never sees a face, a distance or a decision."""
+    enforce_disclosures([PROBE_IN_CLEAR] if matcher_sees_probe else [])
+    ctx.call_on_close(lambda: enforce_disclosures(None))
 
 
 for module in (plugins, keys, matching, faces, gallery, conformance, serve):

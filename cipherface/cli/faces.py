@@ -228,7 +228,7 @@ def demo(backend, metric, photos) -> None:
     embedder = embedder_for()
     owner, matcher, keys_ms = key_parties(None, backend, embedder.dim)
     click.echo(
-        f"key owner: {owner.backend.name} keys, N={owner.backend.params.poly_modulus_degree}, "
+        f"key owner: {owner.backend.name} keys, {owner.backend.params.describe()}, "
         f"{owner.backend.security_level}-bit, made in {keys_ms:.0f} ms; "
         f"matcher got the public bundle ({len(owner.public_bundle()) / 1e6:.1f} MB, no secret key)"
     )

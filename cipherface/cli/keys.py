@@ -10,7 +10,7 @@ import click
 from cipherface.backend import power_of_two_steps
 from cipherface.cli.options import backend_option, emit_json, given, json_option
 from cipherface.errors import CipherfaceError
-from cipherface.params import LEVEL_PRESETS, SCHEMES, resolve_params
+from cipherface.params import LEVEL_PRESETS, RLWE_SCHEMES, SCHEMES, resolve_params, schemes
 from cipherface.plugins import get_backend
 from cipherface.roles import PUBLIC_FILE, SECRET_FILE, KeyOwner
 
@@ -26,7 +26,6 @@ from cipherface.roles import PUBLIC_FILE, SECRET_FILE, KeyOwner
 )
 @click.option(
     "--preset",
-    type=click.Choice([name for _, presets in SCHEMES.values() for name in presets]),
     default=None,
     help="A named preset of the backend's scheme instead (`cipherface params list --scheme S`).",
 )
@@ -67,15 +66,13 @@ def keygen(backend, security, preset, max_dim, out, force, as_json) -> None:
     if as_json:
         emit_json(info)
     else:
-        click.echo(
-            f"key {owner.key_id} ({owner.backend.name}, N={params.poly_modulus_degree}, {params.security_level}-bit)"
-        )
+        click.echo(f"key {owner.key_id} ({owner.backend.name}, {params.describe()}, {params.security_level}-bit)")
         click.echo(f"  secret bundle: {secret} (mode 0600; never leaves the key owner)")
         click.echo(f"  public bundle: {public} ({info['public_bundle_bytes'] / 1e6:.1f} MB; for the matcher)")
 
 
 scheme_option = click.option(
-    "--scheme", type=click.Choice(list(SCHEMES)), default="ckks", show_default=True, help="FHE scheme."
+    "--scheme", default="ckks", show_default=True, help="FHE scheme (ckks, bfv, or a plugin's)."
 )
 
 
@@ -100,6 +97,8 @@ def params_check(
         bits = tuple(int(b) for b in coeff_mod_bit_sizes.split(","))
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers, got {coeff_mod_bit_sizes!r}") from None
+    if scheme not in RLWE_SCHEMES:
+        raise click.BadParameter(f"builds ring parameter sets of {', '.join(RLWE_SCHEMES)} only", param_hint="--scheme")
     params_type = SCHEMES[scheme][0]
     own, default = params_type.SETTING
     given = {"scale_bits": scale_bits, "plain_modulus_bits": plain_modulus_bits}
@@ -135,28 +134,27 @@ def params_check(
 @json_option
 def params_list(scheme, as_json) -> None:
     """The named presets of a scheme and what they give."""
+    known = schemes()
+    if scheme not in known:
+        raise click.BadParameter(f"unknown scheme; installed: {', '.join(known)}", param_hint="--scheme")
     rows = [
         {
             "name": name,
             "scheme": scheme,
             **p.to_dict(),
-            "total_bits": p.total_bits,
-            "max_log_q": p.max_log_q,
+            "summary": p.describe(),
             "depth": p.depth,
             "slots": p.slot_count,
             "default_for_level": LEVEL_PRESETS[scheme].get(p.security_level) == name,
         }
-        for name, p in SCHEMES[scheme][1].items()
+        for name, p in known[scheme][1].items()
     ]
     if as_json:
         emit_json(rows)
         return
     for r in rows:
         mark = " (default)" if r["default_for_level"] else ""
-        click.echo(
-            f"{r['name']:<13} N={r['poly_modulus_degree']:<6} q={r['coeff_mod_bit_sizes']} "
-            f"({r['total_bits']}/{r['max_log_q']} bits) {r['security_level']}-bit depth {r['depth']}{mark}"
-        )
+        click.echo(f"{r['name']:<15} {r['summary']} {r['security_level']}-bit depth {r['depth']}{mark}")
 
 
 COMMANDS = [keygen, params]

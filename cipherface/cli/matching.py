@@ -54,7 +54,7 @@ def distance(key, metric, threshold, model, a, b, matcher, token, ca_file, as_js
             matcher = matcher_for(owner, key)
     threshold = default_threshold(model, metric) if threshold is None else threshold
     with watch("encrypt"):
-        ea, eb = owner.encrypt(load_embedding(a), metric), owner.encrypt(load_embedding(b), metric)
+        ea, eb = owner.encrypt(load_embedding(a), metric), owner.encrypt(load_embedding(b), metric, probe=True)
     with watch("encrypted_distance"):
         result = matcher.distance(ea, eb)
     with watch("decrypt_decide"):

@@ -27,9 +27,10 @@ def encrypt_probe(
 ) -> tuple[list[bytes], np.ndarray, float]:
     """The probe as replicated component ciphertexts, and what the key owner keeps in the clear:
     the probe row (to check canaries) and the offset it adds to scores."""
-    protocol.check_input(protocol.prepare(embedding), backend.params.result_limit)
+    protocol.prepare_checked(embedding, backend.params.result_limit, probe=True)
     row, offset = protocol.probe_row(embedding)
-    blobs = [_dump_stored(backend, np.full(backend.slot_count, v), component=i) for i, v in enumerate(row)]
+    # in the clear on a probe-in-clear backend (the matcher multiplies the gallery by it)
+    blobs = [_dump_stored(backend, np.full(backend.slot_count, v), True, component=i) for i, v in enumerate(row)]
     return blobs, np.asarray(row, dtype=np.float64), offset
 
 
@@ -92,6 +93,6 @@ def _encrypt_share(columns: np.ndarray, block: int, first: int) -> list[bytes]:
     return [_dump_stored(backend, col, block=block, component=first + i) for i, col in enumerate(columns)]
 
 
-def _dump_stored(backend: FHEBackend, values: np.ndarray, **meta: int) -> bytes:
+def _dump_stored(backend: FHEBackend, values: np.ndarray, probe: bool = False, **meta: int) -> bytes:
     # seeded where the backend can: the random half of each stored ciphertext is a 64-byte seed
-    return backend.encrypt_blob(values, depth=STORAGE_DEPTH, kind=envelope.GALLERY_BLOCK, meta=meta)
+    return backend.encrypt_blob(values, depth=STORAGE_DEPTH, kind=envelope.GALLERY_BLOCK, meta=meta, probe=probe)

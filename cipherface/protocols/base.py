@@ -44,6 +44,13 @@ class DistanceProtocol(ABC):
         out.gallery_requires = (self.gallery_requires - {APPROXIMATE}) | {EXACT}
         return out
 
+    def probe_in_clear(self) -> DistanceProtocol:
+        """This metric as one inner product of an encrypted reference row with a clear probe row,
+        for backends that multiply ciphertexts by plaintexts only (``probe-in-clear``)."""
+        from cipherface.protocols.probe_in_clear import ProbeInClear
+
+        return ProbeInClear(self)
+
     @property
     def unit(self) -> float:
         """The value 1 in this protocol's units (scale² when quantised: products of two inputs)."""
@@ -57,6 +64,11 @@ class DistanceProtocol(ABC):
         if not np.all(np.isfinite(arr)):
             raise DimensionError("embedding contains NaN or infinity")
         return self.encode(self.normalise(arr))
+
+    def prepare_probe(self, embedding: np.ndarray) -> np.ndarray:
+        """What is encrypted (or, on a ``probe-in-clear`` backend, sent in the clear) for a probe:
+        the same as for a reference unless the protocol is asymmetric."""
+        return self.prepare(embedding)
 
     def normalise(self, arr: np.ndarray) -> np.ndarray:
         """The metric's own preparation on reals (e.g. L2-normalisation)."""
@@ -127,6 +139,11 @@ class DistanceProtocol(ABC):
                 "embeddings down or use a parameter set with more bits between the scale and the first prime"
             )
         return prepared
+
+    def prepare_checked(self, embedding: np.ndarray, limit: float, *, probe: bool = False) -> np.ndarray:
+        """What is encrypted for an embedding (as a reference, or as the ``probe``), refused if
+        any result could pass ``limit``."""
+        return self.check_input(self.prepare_probe(embedding) if probe else self.prepare(embedding), limit)
 
     def check_values(self, values: np.ndarray | float, limit: float, what: str) -> None:
         """Refuse decrypted values this metric cannot produce: never decide on them."""

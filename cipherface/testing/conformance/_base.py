@@ -12,7 +12,7 @@ from cipherface.backend import FHEBackend, power_of_two_steps
 from cipherface.capabilities import EXACT, protocol_for
 from cipherface.errors import CipherfaceError
 from cipherface.gallery.packing import decrypt_scores, encrypt_block, encrypt_probe
-from cipherface.params import DEFAULT_PRESETS, SchemeParams
+from cipherface.params import SchemeParams, default_preset
 from cipherface.protocols.base import DistanceProtocol
 
 DIMS = (1, 128, 512, 4096)
@@ -34,7 +34,7 @@ def fitted(p: DistanceProtocol, v: np.ndarray, limit: float) -> np.ndarray:
         return v
     for _ in range(200):
         try:
-            p.check_input(p.prepare(v), limit)
+            p.prepare_checked(v, limit)
             return v
         except CipherfaceError:
             v = v * 0.9
@@ -96,8 +96,8 @@ def protocol_errors(backend_class: type[FHEBackend], name: str, params: SchemePa
         p = protocol_for(backend, metric)
         for dim in (128, 512):
             for case, (a, b) in _cases(p, dim, params.result_limit, rng).items():
-                pa, pb = p.prepare(a), p.prepare(b)
-                ct = p.encrypted(backend, backend.encrypt(pa), backend.encrypt(pb), dim)
+                pa, pb = p.prepare(a), p.prepare_probe(b)
+                ct = p.encrypted(backend, backend.encrypt(pa), backend.encrypt_probe(pb), pa.size)
                 compare(backend.decrypt(ct, 1)[:1], np.array([p.plaintext(pa, pb)]), f"{metric} d={dim} {case}")
         # the packed gallery kernel (d=32 keeps it quick): identities, one as large as allowed, against probes
         cases = _cases(p, 32, params.result_limit, rng)
@@ -112,14 +112,14 @@ def protocol_errors(backend_class: type[FHEBackend], name: str, params: SchemePa
             scored = backend.inner_product(columns, probe)
             result = backend.dump_ciphertext(scored, kind=envelope.RESULT, meta={"block": 0})
             scores = decrypt_scores(backend, result)[1][[s for _, s in slots]] + offset
-            want = np.array([p.plaintext(p.prepare(g), p.prepare(cases[case][1])) for g in gallery])
+            want = np.array([p.plaintext(p.prepare(g), p.prepare_probe(cases[case][1])) for g in gallery])
             compare(scores, want, f"{metric} gallery d=32 probe {case}")
     return failures
 
 
-def needs(*capabilities: str):
-    """Mark a test as needing backend capabilities (``cipherface.capabilities``): skipped, naming
-    them, on a backend that does not declare them."""
+def needs(*capabilities: str | tuple[str, ...]):
+    """Mark a test as needing backend capabilities (``cipherface.capabilities``; a tuple: any one
+    of them): skipped, naming them, on a backend that does not declare them."""
 
     def mark(test):
         test.needs = capabilities
@@ -139,7 +139,7 @@ class _Fixtures:
     @pytest.fixture(scope="class")
     @classmethod
     def preset(cls, backend_class) -> str:
-        return DEFAULT_PRESETS[backend_class.scheme]
+        return default_preset(backend_class.scheme)
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -201,6 +201,11 @@ class _Fixtures:
         # the capability class that defines the test (BackendConformance inherits from all of them)
         owner = next((c for c in type(self).__mro__ if name in vars(c)), type(self))
         wanted = set(vars(owner).get("needs", ())) | set(getattr(request.function, "needs", ()))
-        missing = sorted(wanted - set(backend_class.capabilities))
+        have = set(backend_class.capabilities)
+        missing = sorted(
+            " or ".join(w) if isinstance(w, tuple) else w
+            for w in wanted
+            if not (set(w) if isinstance(w, tuple) else {w}) & have
+        )
         if missing:
             pytest.skip(f"backend {backend_class.name!r} does not declare capability {', '.join(missing)}")

@@ -7,7 +7,7 @@ import pytest
 
 from cipherface import envelope
 from cipherface.errors import SecretKeyRequiredError
-from cipherface.params import SCHEMES
+from cipherface.params import schemes
 from cipherface.testing.conformance._base import (
     _Fixtures,
     _secret_only_parts,
@@ -19,7 +19,7 @@ class KeyTests(_Fixtures):
     capability = "keys"
 
     def test_generated_keys_report_slots_and_security(self, backend, preset):
-        p = SCHEMES[backend.scheme][1][preset]
+        p = schemes()[backend.scheme][1][preset]
         assert backend.slot_count == p.slot_count, f"keys: slot count {backend.slot_count} != {p.slot_count}"
         assert backend.security_level == p.security_level
         assert backend.has_secret_key, "keys: freshly generated keys must hold the secret key"

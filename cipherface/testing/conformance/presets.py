@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cipherface.params import BFV_PRESETS, PRESETS, SCHEMES
+from cipherface.params import schemes
 from cipherface.testing.conformance._base import _Fixtures
 
 
@@ -18,9 +18,9 @@ class PresetTests(_Fixtures):
         refused = {name: p.problems() for name, p in extra_parameter_sets.items() if p.problems()}
         assert not refused, f"presets: refused parameter set(s): {refused}"
 
-    @pytest.mark.parametrize("name", list(PRESETS) + list(BFV_PRESETS))
+    @pytest.mark.parametrize("name", [name for _, presets in schemes().values() for name in presets])
     def test_preset_meets_its_security_level(self, backend_class, name):
-        presets = SCHEMES[backend_class.scheme][1]
+        presets = schemes()[backend_class.scheme][1]
         if name not in presets:
             pytest.skip(f"preset {name} is for another scheme than {backend_class.scheme!r}")
         p = presets[name]

@@ -129,8 +129,9 @@ class PrimitiveTests(_Fixtures):
         blob = backend.encrypt_blob(x, depth=1)
         ct, _ = public_backend.load_ciphertext(blob)
         assert public_backend.depth_left(ct) == 1
-        product = public_backend.multiply(ct, public_backend.load_ciphertext(backend.encrypt_blob(y, depth=1))[0])
-        self._check(backend, product, x * y, tolerance, "encrypt_blob")
+        # the second operand as a probe: encrypted, or in the clear on a probe-in-clear backend
+        other = public_backend.load_ciphertext(backend.encrypt_blob(y, depth=1, probe=True))[0]
+        self._check(backend, public_backend.multiply(ct, other), x * y, tolerance, "encrypt_blob")
 
     @needs(SEEDED_ENCRYPTION)
     def test_seeded_encryption_halves_the_bytes(self, backend, public_backend, xy, tolerance):

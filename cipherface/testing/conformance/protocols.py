@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cipherface.capabilities import CT_MULTIPLY, ROTATION, protocol_for
+from cipherface.capabilities import CT_MULTIPLY, PROBE_IN_CLEAR, ROTATION, protocol_for
 from cipherface.errors import DimensionError
 from cipherface.testing.conformance._base import (
     PROTOCOLS,
@@ -17,15 +17,15 @@ from cipherface.testing.conformance._base import (
 
 class ProtocolTests(_Fixtures):
     capability = "protocols"
-    needs = (CT_MULTIPLY, ROTATION)
+    needs = ((CT_MULTIPLY, PROBE_IN_CLEAR), ROTATION)
 
     def _encrypted(self, backend, name, a, b):
         """Decrypted and plaintext result of ``name`` (in the backend's arithmetic: reals, or
         quantised integers) on ``a`` and ``b``, scaled into what the key owner accepts."""
         p = protocol_for(backend, name)
         limit = backend.params.result_limit
-        pa, pb = p.prepare(fitted(p, a, limit)), p.prepare(fitted(p, b, limit))
-        ct = p.encrypted(backend, backend.encrypt(pa), backend.encrypt(pb), pa.size)
+        pa, pb = p.prepare(fitted(p, a, limit)), p.prepare_probe(fitted(p, b, limit))
+        ct = p.encrypted(backend, backend.encrypt(pa), backend.encrypt_probe(pb), pa.size)
         return backend.decrypt(ct, 1)[0], p.plaintext(pa, pb)
 
     @pytest.mark.parametrize("name", PROTOCOLS)

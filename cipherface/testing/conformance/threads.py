@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
 from cipherface.capabilities import protocol_for
@@ -22,13 +23,14 @@ class ThreadSafetyTests(_Fixtures):
             pytest.skip("backend declares thread_safe = False")
         p, limit = protocol_for(backend, "euclidean"), backend.params.result_limit
 
-        def encrypted():
-            return backend.encrypt(p.prepare(fitted(p, rng.normal(size=128), limit)))
+        def encrypted(probe=False):
+            x = fitted(p, rng.normal(size=128), limit)
+            return backend.encrypt_probe(p.prepare_probe(x)) if probe else backend.encrypt(p.prepare(x))
 
-        pairs = [(encrypted(), encrypted()) for _ in range(8)]
+        pairs = [(encrypted(), encrypted(probe=True)) for _ in range(8)]
 
         def run(pair):
-            return backend.decrypt(p.encrypted(backend, pair[0], pair[1], 128), 1)[0]
+            return backend.decrypt(p.encrypted(backend, pair[0], pair[1], len(p.prepare(np.ones(128)))), 1)[0]
 
         sequential = [run(pair) for pair in pairs]
         with ThreadPoolExecutor(max_workers=4) as pool:
