@@ -8,7 +8,7 @@ import pytest
 
 from cipherface.capabilities import EXACT
 from cipherface.errors import DimensionError
-from cipherface.params import SCHEMES, schemes
+from cipherface.params import schemes
 from cipherface.testing.conformance._base import _Fixtures, protocol_errors
 
 
@@ -46,7 +46,7 @@ class ExactTests(_Fixtures):
         with pytest.raises(DimensionError, match="within"):
             backend.encrypt([4 * backend.params.result_limit])
 
-    @pytest.mark.parametrize("preset_name", [name for scheme in SCHEMES.values() for name in scheme[1]])
+    @pytest.mark.parametrize("preset_name", [name for scheme in schemes().values() for name in scheme[1]])
     def test_preset_computes_both_quantised_protocols_exactly(self, backend_class, preset_name):
         presets = schemes()[backend_class.scheme][1]
         if preset_name not in presets:

@@ -42,7 +42,7 @@ class PrecisionTests(_Fixtures):
         out = backend.decrypt(backend.encrypt([3.0, -2.0]))
         assert_close(out[2:], np.zeros(backend.slot_count - 2), tolerance, "precision: padding slots")
 
-    @pytest.mark.parametrize("preset_name", [n for s, (_, ps) in schemes().items() if s != "bfv" for n in ps])
+    @pytest.mark.parametrize("preset_name", [n for _, presets in schemes().values() for n in presets])
     def test_preset_computes_both_protocols_within_tolerance(self, backend_class, preset_name, protocol_tolerance):
         presets = schemes()[backend_class.scheme][1]
         if preset_name not in presets:
