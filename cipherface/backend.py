@@ -300,6 +300,17 @@ class FHEBackend(ABC):
             return self.encrypt(values, depth=depth)
         return self._clear_probe(self._check_values(values), self._checked_depth(depth))
 
+    @final
+    def visible(self, ct: Ciphertext) -> np.ndarray | None:
+        """What anyone holding this ciphertext (the matcher) reads from it without the secret key:
+        None for a real encryption, the values of a probe sent in the clear (``probe-in-clear``).
+        The leakage audit (``cipherface audit``) attacks with exactly this."""
+        seen = self._visible(ct)
+        return None if seen is None else np.asarray(seen, dtype=np.float64)
+
+    def _visible(self, ct: Ciphertext) -> Sequence[float] | None:
+        return None
+
     def _clear_probe(self, values: np.ndarray, depth: int) -> Ciphertext:
         """A probe in the clear, as an operand of this backend's products (``probe-in-clear``)."""
         raise NotImplementedError(f"backend {self.name!r} declares no probe in the clear")

@@ -53,10 +53,51 @@ def _security_problems(n: int, bits: tuple[int, ...], level: int) -> list[str]:
     return out
 
 
-class SchemeParams:
+class CheckedParams:
+    """What every parameter set shares, whatever its scheme: a claimed level, checks naming every
+    problem, a plain-dict form (ints, and tuples of ints). Subclasses are frozen dataclasses listing
+    their fields in the order their constructor takes them."""
+
+    security_level: int
+
+    def problems(self) -> list[str]:
+        raise NotImplementedError
+
+    def check(self) -> Self:
+        """Raise :class:`ParameterError` naming every problem; return self if there is none."""
+        problems = self.problems()
+        if problems:
+            raise ParameterError("; ".join(problems))
+        return self
+
+    def check_plain(self, values: Any) -> None:
+        """Refuse plaintext values this scheme cannot encode exactly enough (default: any finite real)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            f.name: list(value) if isinstance(value, tuple) else value
+            for f in fields(self)  # type: ignore[arg-type]
+            for value in [getattr(self, f.name)]
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        try:
+            return cls(
+                **{
+                    f.name: tuple(int(b) for b in data[f.name])
+                    if str(f.type).startswith("tuple")
+                    else int(data[f.name])
+                    for f in fields(cls)  # type: ignore[arg-type]
+                }
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ParameterError(f"malformed parameter set {data!r}: {exc}") from None
+
+
+class SchemeParams(CheckedParams):
     """What every scheme's parameter set shares: a ring, a prime chain, a claimed level, one
-    setting of its own (``SETTING``), checks and a plain-dict form. Subclasses are frozen
-    dataclasses listing their fields in the order their constructor takes them."""
+    setting of its own (``SETTING``) (RLWE schemes: CKKS, BFV)."""
 
     poly_modulus_degree: int
     coeff_mod_bit_sizes: tuple[int, ...]
@@ -83,9 +124,6 @@ class SchemeParams:
     def max_log_q(self) -> int | None:
         return HE_STANDARD_MAX_LOG_Q.get(self.poly_modulus_degree, {}).get(self.security_level)
 
-    def problems(self) -> list[str]:
-        raise NotImplementedError
-
     # a ciphertext's level: "multiplications left" for the protocols, a position in SEAL's chain
     @property
     def top_index(self) -> int:
@@ -100,43 +138,12 @@ class SchemeParams:
         """The products left to a ciphertext at ``chain_index`` (inverse of :meth:`chain_index`)."""
         return chain_index
 
-    def check_plain(self, values: Any) -> None:
-        """Refuse plaintext values this scheme cannot encode exactly enough (default: any finite real)."""
-
-    def check(self) -> Self:
-        """Raise :class:`ParameterError` naming every problem; return self if there is none."""
-        problems = self.problems()
-        if problems:
-            raise ParameterError("; ".join(problems))
-        return self
-
     def describe(self) -> str:
         """One line for ``params list``."""
         return (
             f"N={self.poly_modulus_degree:<6} q={list(self.coeff_mod_bit_sizes)} "
             f"({self.total_bits}/{self.max_log_q} bits)"
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            f.name: list(value) if isinstance(value, tuple) else value
-            for f in fields(self)  # type: ignore[arg-type]
-            for value in [getattr(self, f.name)]
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        try:
-            return cls(
-                **{
-                    f.name: tuple(int(b) for b in data[f.name])
-                    if f.name == "coeff_mod_bit_sizes"
-                    else int(data[f.name])
-                    for f in fields(cls)  # type: ignore[arg-type]
-                }
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ParameterError(f"malformed parameter set {data!r}: {exc}") from None
 
 
 @dataclass(frozen=True)

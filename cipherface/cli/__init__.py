@@ -8,7 +8,7 @@ import click
 
 from cipherface import interrupts
 from cipherface.capabilities import PROBE_IN_CLEAR, enforce_disclosures
-from cipherface.cli import conformance, faces, gallery, keys, matching, plugins, serve
+from cipherface.cli import audit, conformance, faces, gallery, keys, matching, plugins, serve
 from cipherface.errors import CipherfaceError, IntegrityError
 from cipherface.plugins import register_commands
 
@@ -34,7 +34,7 @@ def cli(ctx: click.Context, matcher_sees_probe: bool) -> None:
     ctx.call_on_close(lambda: enforce_disclosures(None))
 
 
-for module in (plugins, keys, matching, faces, gallery, conformance, serve):
+for module in (plugins, keys, matching, faces, gallery, conformance, serve, audit):
     for command in module.COMMANDS:
         cli.add_command(command)
 register_commands(cli)  # plugins' own commands (hook ``register_commands``)

@@ -156,6 +156,11 @@ class PaillierBackend(FHEBackend):
         items = [m or None for m in ms]
         return PaillierVector(tuple(items + [None] * (self.slot_count - len(items))), bits, clear=True)
 
+    def _visible(self, ct):
+        if not ct.clear:
+            return None
+        return [0.0 if x is None else x / 2.0**ct.scale_bits for x in ct.items]
+
     def _decrypt(self, ct):
         return self._decrypt_prefix(ct, self.slot_count)
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any, Self
+from dataclasses import dataclass
+from typing import Any
 
-from cipherface.errors import DimensionError, ParameterError
-from cipherface.params import Scheme
+from cipherface.errors import DimensionError
+from cipherface.params import CheckedParams, Scheme
 
 #: Smallest modulus for a security level (NIST SP 800-57: factoring a 3072-bit modulus ~ 128 bits).
 MODULUS_BITS_FOR_LEVEL = {128: 3072, 192: 7680, 256: 15360}
 
 
 @dataclass(frozen=True)
-class PaillierParams:
+class PaillierParams(CheckedParams):
     """Paillier over Z_{n²}: reals are encoded as ``round(x · 2^precision_bits)`` modulo n (signed,
     centred: no sign in the clear); a product with a clear value doubles the precision bits, so one
     product is allowed (depth 1) and results stay exact integers far below n/2.
@@ -70,24 +70,8 @@ class PaillierParams:
             out.append("the modulus is too small for the precision: results would wrap around")
         return out
 
-    def check(self) -> Self:
-        problems = self.problems()
-        if problems:
-            raise ParameterError("; ".join(problems))
-        return self
-
     def describe(self) -> str:
         return f"n={self.modulus_bits} bits, 2^-{self.precision_bits} fixed point, {self.slots} slots"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        try:
-            return cls(**{f.name: int(data[f.name]) for f in fields(cls)})
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ParameterError(f"malformed Paillier parameter set {data!r}: {exc}") from None
 
 
 # 192- and 256-bit levels need 7,680- and 15,360-bit moduli: valid parameter sets, but every
