@@ -56,6 +56,7 @@ def backends(as_json: bool) -> None:
     for p in data["protocols"]:
         click.echo(f"  {p['name']:<17} {p['value']} (depth {p['depth']}; needs {', '.join(p['requires'])})")
         click.echo(f"  {'':<17} on exact backends (BFV): quantised to 8 bits, needs exact instead of approximate")
+        click.echo(f"  {'':<17} on probe-in-clear backends (Paillier): one inner product with the clear probe row")
 
 
 def _core_version() -> str:
