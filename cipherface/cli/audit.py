@@ -17,7 +17,7 @@ from cipherface.plugins import embedder_for, registry
 @click.command()
 @click.option("--pairs", "pairs_csv", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--images", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of the photos.")
-@click.option("--backends", default=None, help="Comma-separated backends (default: every installed one but examples).")
+@click.option("--backends", default=None, help="Comma-separated backends (default: every installed one).")
 @click.option("--limit", type=click.IntRange(min=2), default=None, help="Use only the first N pairs (a quick look).")
 @json_option
 def audit(pairs_csv, images, backends, limit, as_json) -> None:
@@ -26,7 +26,7 @@ def audit(pairs_csv, images, backends, limit, as_json) -> None:
     matcher's success beside the key owner's (AUC 0.5 = chance). Measuring sends nothing anywhere:
     both parties run in this process, so schemes that disclose the probe are measured too."""
     enforce_disclosures(None)  # a measurement, not a deployment: nothing leaves this process
-    names = backends.split(",") if backends else sorted(n for n in registry().backends if n != "opcount")
+    names = backends.split(",") if backends else sorted(registry().backends)
     unknown = sorted(set(names) - set(registry().backends))
     if unknown:
         raise CipherfaceError(f"unknown backend(s) {unknown}; installed: {sorted(registry().backends)}")
