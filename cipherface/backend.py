@@ -329,8 +329,9 @@ class FHEBackend(ABC):
     def decrypt(self, ct: Ciphertext, length: int | None = None) -> np.ndarray:
         """The first ``length`` slots (all by default); needs the secret key."""
         self._require_secret("decrypt")
-        out = np.asarray(self._decrypt(ct) if length is None else self._decrypt_prefix(ct, length), dtype=np.float64)
-        return out if length is None else out[:length]
+        if length is None:
+            return np.asarray(self._decrypt(ct), dtype=np.float64)
+        return np.asarray(self._decrypt_at(ct, list(range(min(length, self.slot_count)))), dtype=np.float64)
 
     @final
     def decrypt_at(self, ct: Ciphertext, slots: Sequence[int]) -> np.ndarray:
@@ -343,11 +344,7 @@ class FHEBackend(ABC):
 
     def _decrypt_at(self, ct: Ciphertext, slots: list[int]) -> Sequence[float]:
         """Given slots (a backend that decrypts slot by slot decrypts only those)."""
-        return np.asarray(self._decrypt_prefix(ct, max(slots) + 1), dtype=np.float64)[slots]
-
-    def _decrypt_prefix(self, ct: Ciphertext, length: int) -> Sequence[float]:
-        """At least the first ``length`` slots (a backend that decrypts slot by slot stops there)."""
-        return self._decrypt(ct)
+        return np.asarray(self._decrypt(ct), dtype=np.float64)[slots]
 
     def _check_values(self, values: Values) -> np.ndarray:
         arr = np.asarray(values, dtype=np.float64)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from cipherface.capabilities import protocol_for
+from cipherface.capabilities import PROBE_IN_CLEAR, protocol_for
 from cipherface.embedder import Embedder
 from cipherface.errors import CipherfaceError, EmbeddingError
 from cipherface.plugins import get_protocol
@@ -74,9 +74,11 @@ def evaluate_metric(
     """Every pair plaintext and encrypted (each photo encrypted once), with agreement statistics."""
     protocol = protocol_for(owner.backend, metric)
     prepared = {name: protocol.prepare(e) for name, e in embeddings.items()}
-    as_probe = {name: protocol.prepare_probe(e) for name, e in embeddings.items()}
     encrypted = {name: owner.encrypt(e, metric) for name, e in embeddings.items()}
-    probes = {name: owner.encrypt(e, metric, probe=True) for name, e in embeddings.items()}
+    as_probe, probes = prepared, encrypted  # a probe is encrypted as a reference is ...
+    if PROBE_IN_CLEAR in owner.backend.capabilities:  # ... unless it goes in the clear
+        as_probe = {name: protocol.prepare_probe(e) for name, e in embeddings.items()}
+        probes = {name: owner.encrypt(e, metric, probe=True) for name, e in embeddings.items()}
     plain, enc = [], []
     for pair in tqdm(pairs, desc=f"{metric} pairs ({owner.backend.name})", unit="pair", disable=not progress):
         plain.append(protocol.plaintext(prepared[pair.image_a], as_probe[pair.image_b]))

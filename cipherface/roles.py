@@ -12,7 +12,7 @@ import numpy as np
 
 from cipherface import envelope
 from cipherface.backend import FHEBackend, open_bundle
-from cipherface.capabilities import PROBE_IN_CLEAR, check_disclosures, protocol_for
+from cipherface.capabilities import check_disclosures, protocol_for
 from cipherface.errors import (
     CipherfaceError,
     DimensionError,
@@ -132,10 +132,8 @@ class KeyOwner:
         slots = np.zeros(start + CANARY_SLOTS)
         slots[: prepared.size] = prepared
         slots[start:] = protocol.encode(canary_values(self.backend.integrity_key, nonce))
-        meta = {"metric": metric, "dim": int(prepared.size), "nonce": nonce}
-        if probe and PROBE_IN_CLEAR in self.backend.capabilities:
-            return self.backend.encrypt_blob(slots, meta=meta, probe=True)
-        return self.backend.dump_ciphertext(self.backend.encrypt(slots), meta=meta)
+        ct = self.backend.encrypt_probe(slots) if probe else self.backend.encrypt(slots)
+        return self.backend.dump_ciphertext(ct, meta={"metric": metric, "dim": int(prepared.size), "nonce": nonce})
 
     def decrypt_result(self, blob: bytes, metric: str) -> float:
         """The distance value of a matcher's result for the comparison the key owner asked for.

@@ -162,10 +162,7 @@ class PaillierBackend(FHEBackend):
         return [0.0 if x is None else x / 2.0**ct.scale_bits for x in ct.items]
 
     def _decrypt(self, ct):
-        return self._decrypt_prefix(ct, self.slot_count)
-
-    def _decrypt_prefix(self, ct, length):
-        return self._decrypt_at(ct, list(range(length)))
+        return self._decrypt_at(ct, list(range(self.slot_count)))
 
     def _decrypt_at(self, ct, slots):
         if ct.clear:
@@ -222,10 +219,7 @@ class PaillierBackend(FHEBackend):
 
     def _add_plain(self, a, plain):
         ms = self._fixed(self._padded(plain), a.scale_bits)
-        if a.clear:
-            items = tuple((x or 0) + m or None for x, m in zip(a.items, ms))
-            return PaillierVector(items, a.scale_bits, True)
-        return self._add_clear(a, ms)
+        return self._add(a, PaillierVector(tuple(m or None for m in ms), a.scale_bits, clear=True))
 
     def _times(self, a, ks: list, bits: int):
         """Each slot of ``a`` times an integer (None or 0: zero)."""
@@ -248,14 +242,6 @@ class PaillierBackend(FHEBackend):
     def _multiply_plain(self, a, plain, rescale):
         bits = self.params.precision_bits
         return self._times(a, self._fixed(self._padded(plain), bits), bits)
-
-    def _inner_product(self, a, b):
-        """Σᵢ aᵢ·bᵢ slot by slot, accumulated in place (one Paillier ciphertext per slot)."""
-        acc = None
-        for x, y in zip(a, b):
-            prod = self._multiply(x, y, False, False)
-            acc = prod if acc is None else self._add(acc, prod)
-        return acc
 
     def _relinearize(self, a):
         return a
