@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 
@@ -93,9 +94,11 @@ def test_conformance_cli_fails_a_deliberately_bad_parameter_set_with_precision()
     report = json.loads(proc.stdout)
     assert proc.returncode == 1 and not report["ok"]
     (precision,) = report["capabilities"]["precision"]["failures"]
-    assert (
-        "precision: parameter set 8192:60,40,40:40:192 [60, 40, 40]: euclidean d=128 random: error"
-        in (precision["message"])
+    # which cases exceed the tolerance depends on the key's noise (the random case fell below it once in
+    # CI); every report names the set, the metric, the dimension and a failing case
+    assert re.search(
+        r"precision: parameter set 8192:60,40,40:40:192 \[60, 40, 40\]: euclidean d=128 \w+: error",
+        precision["message"],
     )
     assert "cosine d=512 largest_spread: error" in precision["message"]
     (refused,) = report["capabilities"]["presets"]["failures"]
