@@ -7,6 +7,7 @@ STAMP := $(VENV)/.cipherface-installed
 
 $(STAMP): pyproject.toml plugins/tenseal_backend/pyproject.toml plugins/pyfhel_backend/pyproject.toml \
           plugins/seal_backend/pyproject.toml plugins/paillier_backend/pyproject.toml \
+          plugins/dcpe_backend/pyproject.toml \
           plugins/facenet_embedder/pyproject.toml \
           examples/cipherface-opcount/pyproject.toml scripts/setup.sh scripts/pyfhel-wheel.sh \
           scripts/haarcascades.py

@@ -28,7 +28,7 @@ from cipherface.evaluation import embed_images, evaluate_metric, read_pairs
 from cipherface.gallery.packing import encrypt_block, encrypt_probe
 from cipherface.plugins import get_backend, get_embedder
 
-BACKENDS = ("tenseal", "pyfhel", "seal", "tenseal-bfv", "pyfhel-bfv", "paillier")
+BACKENDS = ("tenseal", "pyfhel", "seal", "tenseal-bfv", "pyfhel-bfv", "paillier", "dcpe")
 #: Identities scored per block on a probe-in-clear backend: its cost is per identity, not per block.
 CLEAR_PROBE_BLOCK = 128
 THRESHOLDS = {"cosine": 0.07, "euclidean": 0.6}  # DeepFace's Dlib thresholds

@@ -17,7 +17,16 @@ from typing import Any, ClassVar, TypeAlias, final
 import numpy as np
 
 from cipherface import envelope
-from cipherface.capabilities import APPROXIMATE, CT_MULTIPLY, LEVELS, PROBE_IN_CLEAR, ROTATION, SEEDED_ENCRYPTION
+from cipherface.capabilities import (
+    APPROXIMATE,
+    CT_MULTIPLY,
+    DISTANCE_PRESERVING,
+    LEVELS,
+    PROBE_IN_CLEAR,
+    ROTATION,
+    SEEDED_ENCRYPTION,
+    require,
+)
 from cipherface.errors import (
     CipherfaceError,
     DimensionError,
@@ -310,6 +319,22 @@ class FHEBackend(ABC):
 
     def _visible(self, ct: Ciphertext) -> Sequence[float] | None:
         return None
+
+    @final
+    def encrypt_vector(self, values: Values) -> np.ndarray:
+        """The key owner's secret transform of one whole vector on a ``distance-preserving`` backend:
+        a vector of the same length whose distances to other such vectors approximate the
+        plaintext's. Protocols apply it to each prepared embedding; the slots then carry it as it is."""
+        require(self, {DISTANCE_PRESERVING}, "a distance-preserving encryption")
+        self._require_secret("make a distance-preserving encryption")
+        out = np.asarray(self._encrypt_vector(self._check_values(values)), dtype=np.float64)
+        if out.shape != (len(values),) or not np.all(np.isfinite(out)):
+            raise CipherfaceError(f"backend {self.name!r} transformed a vector into one of shape {out.shape}")
+        return out
+
+    def _encrypt_vector(self, values: np.ndarray) -> Sequence[float]:
+        """The distance-preserving transform (backends declaring ``distance-preserving``)."""
+        raise NotImplementedError(f"backend {self.name!r} declares no distance-preserving encryption")
 
     def _clear_probe(self, values: np.ndarray, depth: int) -> Ciphertext:
         """A probe in the clear, as an operand of this backend's products (``probe-in-clear``)."""

@@ -32,12 +32,34 @@ SEEDED_ENCRYPTION = "seeded-encryption"
 #: Enc(reference row) · clear probe row. A disclosure: the CLI asks for ``--matcher-sees-probe``.
 PROBE_IN_CLEAR = "probe-in-clear"
 
-ALL = (CT_MULTIPLY, ROTATION, APPROXIMATE, EXACT, LEVELS, NATIVE_INNER_PRODUCT, SEEDED_ENCRYPTION, PROBE_IN_CLEAR)
+#: Distance-comparison-preserving encryption (e.g. IronCore's DCPE): the key owner's secret transform
+#: of each whole embedding (``FHEBackend.encrypt_vector``) gives a vector whose distances to other such
+#: vectors approximate the plaintext's; the backend's slots carry these vectors as they are, and every
+#: protocol runs its metric on them. A disclosure: the matcher reads them and can rank and decide
+#: without the key owner; the CLI asks for ``--matcher-sees-distances``.
+DISTANCE_PRESERVING = "distance-preserving"
+
+ALL = (
+    CT_MULTIPLY,
+    ROTATION,
+    APPROXIMATE,
+    EXACT,
+    LEVELS,
+    NATIVE_INNER_PRODUCT,
+    SEEDED_ENCRYPTION,
+    PROBE_IN_CLEAR,
+    DISTANCE_PRESERVING,
+)
 
 #: Capabilities that give the matcher something beyond ciphertexts, what it then sees, and the
 #: command-line flag by which a user accepts it.
 DISCLOSURES: dict[str, tuple[str, str]] = {
     PROBE_IN_CLEAR: ("the matcher sees every probe embedding in the clear", "--matcher-sees-probe"),
+    DISTANCE_PRESERVING: (
+        "the matcher computes approximate distances between all encrypted embeddings itself, and can rank "
+        "and decide without the key owner",
+        "--matcher-sees-distances",
+    ),
 }
 
 #: The disclosures a caller accepted; None: not enforced (the Python API, where naming the
@@ -86,6 +108,8 @@ def protocol_for(backend: object, metric: str, *, gallery: bool = False):
         protocol = protocol.quantised()
     if PROBE_IN_CLEAR in getattr(backend, "capabilities", ()):
         protocol = protocol.probe_in_clear()
+    if DISTANCE_PRESERVING in getattr(backend, "capabilities", ()):
+        protocol = protocol.distance_preserving(backend)
     if gallery:
         require(backend, protocol.gallery_requires, f"the packed gallery for {metric!r}")
     else:

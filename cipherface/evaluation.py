@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from cipherface.capabilities import PROBE_IN_CLEAR, protocol_for
+from cipherface.capabilities import DISTANCE_PRESERVING, PROBE_IN_CLEAR, protocol_for
 from cipherface.embedder import Embedder
 from cipherface.errors import CipherfaceError, EmbeddingError
 from cipherface.plugins import get_protocol
@@ -73,7 +73,9 @@ def evaluate_metric(
 ) -> dict[str, Any]:
     """Every pair plaintext and encrypted (each photo encrypted once), with agreement statistics."""
     protocol = protocol_for(owner.backend, metric)
-    prepared = {name: protocol.prepare(e) for name, e in embeddings.items()}
+    # what decrypted values must equal; on a distance-preserving backend they approximate the plaintext metric
+    oracle = get_protocol(metric) if DISTANCE_PRESERVING in owner.backend.capabilities else protocol
+    prepared = {name: oracle.prepare(e) for name, e in embeddings.items()}
     encrypted = {name: owner.encrypt(e, metric) for name, e in embeddings.items()}
     as_probe, probes = prepared, encrypted  # a probe is encrypted as a reference is ...
     if PROBE_IN_CLEAR in owner.backend.capabilities:  # ... unless it goes in the clear
@@ -81,7 +83,7 @@ def evaluate_metric(
         probes = {name: owner.encrypt(e, metric, probe=True) for name, e in embeddings.items()}
     plain, enc = [], []
     for pair in tqdm(pairs, desc=f"{metric} pairs ({owner.backend.name})", unit="pair", disable=not progress):
-        plain.append(protocol.plaintext(prepared[pair.image_a], as_probe[pair.image_b]))
+        plain.append(oracle.plaintext(prepared[pair.image_a], as_probe[pair.image_b]))
         enc.append(owner.decrypt_result(matcher.distance(encrypted[pair.image_a], probes[pair.image_b]), metric))
     plain_v, enc_v = np.array(plain), np.array(enc)
     labels = np.array([p.same_person for p in pairs])

@@ -21,6 +21,7 @@ wheel=$(PYTHON="$py" bash scripts/pyfhel-wheel.sh | tail -n 1)
   -e plugins/pyfhel_backend \
   -e plugins/seal_backend \
   -e plugins/paillier_backend \
+  -e plugins/dcpe_backend \
   -e plugins/facenet_embedder \
   -e examples/cipherface-opcount
 # OpenCV 5 ships no Haar cascades; DeepFace's opencv detector reads them from cv2/data

@@ -7,7 +7,7 @@ import sys
 import click
 
 from cipherface import interrupts
-from cipherface.capabilities import PROBE_IN_CLEAR, enforce_disclosures
+from cipherface.capabilities import DISTANCE_PRESERVING, PROBE_IN_CLEAR, enforce_disclosures
 from cipherface.cli import audit, conformance, faces, gallery, keys, matching, plugins, serve
 from cipherface.errors import CipherfaceError, IntegrityError
 from cipherface.plugins import register_commands
@@ -27,10 +27,18 @@ EXIT_INTERRUPTED = 130  # Ctrl-C: stopped, nothing committed is lost
     help="Accept a backend that sends the probe embedding to the matcher in the clear (Paillier: "
     "encrypted gallery, plaintext probe). Refused without it; see docs/schemes.md.",
 )
+@click.option(
+    "--matcher-sees-distances",
+    is_flag=True,
+    help="Accept a distance-preserving backend (DCPE): the matcher computes approximate distances "
+    "between the encrypted embeddings itself and can rank and decide without the key owner. Refused "
+    "without it; see docs/schemes.md.",
+)
 @click.pass_context
-def cli(ctx: click.Context, matcher_sees_probe: bool) -> None:
+def cli(ctx: click.Context, matcher_sees_probe: bool, matcher_sees_distances: bool) -> None:
     """Face matching on CKKS-encrypted embeddings: the cloud never sees a face, a distance or a decision."""
-    enforce_disclosures([PROBE_IN_CLEAR] if matcher_sees_probe else [])
+    accepted = {PROBE_IN_CLEAR: matcher_sees_probe, DISTANCE_PRESERVING: matcher_sees_distances}
+    enforce_disclosures([c for c, yes in accepted.items() if yes])
     ctx.call_on_close(lambda: enforce_disclosures(None))
 
 

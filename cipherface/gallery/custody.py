@@ -103,7 +103,7 @@ class Custody:
         put, clear = dict(put or {}), dict(clear or {})
         canary_rows: list[tuple[str, int, int]] = []
         if stored is None:
-            columns = np.zeros((len(self.protocol.gallery_row(np.ones(self.dim))), self.backend.slot_count))
+            columns = np.zeros((self.protocol.width(self.dim), self.backend.slot_count))
             version, slots = 1, {}
             canaries = tuple(canary_slots)
             canary_rows = [(i, block, s) for i, s in zip(new_ids(len(canaries)), canaries)]
@@ -227,5 +227,5 @@ class Custody:
             if len(self._templates) > 4096:
                 self._templates.clear()
             templates = canary_templates(self.key, self.gallery_id, block, nonce, self.canaries, self.dim)
-            self._templates[key] = np.array([self.protocol.gallery_row(t) for t in templates])
+            self._templates[key] = np.array([self.protocol.canary_row(t) for t in templates])
         return self._templates[key]

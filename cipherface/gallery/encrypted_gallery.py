@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from cipherface import envelope
 from cipherface.backend import FHEBackend, open_bundle
 from cipherface.capabilities import protocol_for
@@ -99,7 +97,7 @@ class EncryptedGallery:
             "params": backend.params.to_dict(),
             "metric": metric,
             "dim": dim,
-            "width": len(protocol.gallery_row(np.ones(dim))),
+            "width": protocol.width(dim),
             "slot_count": backend.slot_count,
         }
         if embedder is not None:  # signed with the rest: the matcher cannot relabel the model
@@ -121,7 +119,7 @@ class EncryptedGallery:
                 "backend": backend.name,
                 "key_id": backend.key_id,
                 "params": backend.params.to_dict(),
-                "width": len(protocol.gallery_row(np.ones(dim))),
+                "width": protocol.width(dim),
                 "slot_count": backend.slot_count,
             }
             wrong = sorted(k for k, v in expected.items() if meta.get(k) != v)

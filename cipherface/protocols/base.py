@@ -51,6 +51,13 @@ class DistanceProtocol(ABC):
 
         return ProbeInClear(self)
 
+    def distance_preserving(self, backend: FHEBackend) -> DistanceProtocol:
+        """This metric on the vectors a ``distance-preserving`` backend makes of whole embeddings
+        (its secret transform, applied as the key owner prepares each one)."""
+        from cipherface.protocols.distance_preserving import DistancePreserving
+
+        return DistancePreserving(self, backend)
+
     @property
     def unit(self) -> float:
         """The value 1 in this protocol's units (scale² when quantised: products of two inputs)."""
@@ -106,6 +113,14 @@ class DistanceProtocol(ABC):
     @abstractmethod
     def gallery_row(self, embedding: np.ndarray) -> np.ndarray:
         """The vector stored for a gallery identity in the packed layout (prepared, maybe augmented)."""
+
+    def canary_row(self, template: np.ndarray) -> np.ndarray:
+        """The stored row of one of the key owner's gallery canaries, from its random template."""
+        return self.gallery_row(template)
+
+    def width(self, dim: int) -> int:
+        """Components of a gallery row for embeddings of length ``dim``."""
+        return len(self.canary_row(np.ones(dim)))
 
     @abstractmethod
     def probe_row(self, embedding: np.ndarray) -> tuple[np.ndarray, float]:

@@ -8,6 +8,7 @@ a backend does not declare (``FHEBackend.capabilities``) are skipped with a reas
 
 from cipherface.testing.conformance._base import PROTOCOL_TOLERANCE, needs, protocol_errors
 from cipherface.testing.conformance.dimensions import DimensionTests
+from cipherface.testing.conformance.distance_preserving import DistancePreservingTests
 from cipherface.testing.conformance.envelope import EnvelopeTests
 from cipherface.testing.conformance.exact import ExactTests
 from cipherface.testing.conformance.keys import KeyTests
@@ -24,6 +25,7 @@ _CAPABILITY_CLASSES = (
     DimensionTests,
     PrimitiveTests,
     ProtocolTests,
+    DistancePreservingTests,
     EnvelopeTests,
     PresetTests,
     ThreadSafetyTests,
@@ -41,6 +43,7 @@ __all__ = [
     "PROTOCOL_TOLERANCE",
     "BackendConformance",
     "DimensionTests",
+    "DistancePreservingTests",
     "EnvelopeTests",
     "ExactTests",
     "KeyTests",

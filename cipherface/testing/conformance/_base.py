@@ -9,7 +9,7 @@ import pytest
 
 from cipherface import envelope
 from cipherface.backend import FHEBackend, power_of_two_steps
-from cipherface.capabilities import EXACT, protocol_for
+from cipherface.capabilities import DISTANCE_PRESERVING, EXACT, protocol_for
 from cipherface.errors import CipherfaceError
 from cipherface.gallery.packing import decrypt_scores, encrypt_block, encrypt_probe
 from cipherface.params import SchemeParams, default_preset
@@ -104,15 +104,18 @@ def protocol_errors(backend_class: type[FHEBackend], name: str, params: SchemePa
         gallery = [cases["random"][0], cases["one_hot"][0], cases["largest_spread"][0], cases["tiny"][0]]
         slots = [(0, s) for s in (0, 1, 7, backend.slot_count - 1)]
         block = np.zeros((len(p.gallery_row(gallery[0])), backend.slot_count))
-        block[:, [s for _, s in slots]] = np.array([p.gallery_row(g) for g in gallery]).T
+        rows = np.array([p.gallery_row(g) for g in gallery])
+        block[:, [s for _, s in slots]] = rows.T
         columns = [backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in encrypt_block(backend, block, 0)]
         for case in ("random", "largest_spread"):
-            probe_blobs, _, offset = encrypt_probe(backend, p, cases[case][1])
+            probe_blobs, probe_row, offset = encrypt_probe(backend, p, cases[case][1])
             probe = [backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in probe_blobs]
             scored = backend.inner_product(columns, probe)
             result = backend.dump_ciphertext(scored, kind=envelope.RESULT, meta={"block": 0})
             scores = decrypt_scores(backend, result)[1][[s for _, s in slots]] + offset
             want = np.array([p.plaintext(p.prepare(g), p.prepare_probe(cases[case][1])) for g in gallery])
+            if DISTANCE_PRESERVING in backend.capabilities:  # each preparation is a fresh encryption
+                want = rows @ probe_row + offset
             compare(scores, want, f"{metric} gallery d=32 probe {case}")
     return failures
 
