@@ -93,9 +93,11 @@ def run(
     metric: str = "cosine",
     threshold: float = 0.07,
     progress: bool = True,
+    params: str | None = None,
 ) -> Audit:
-    """The three attacks on one backend, with the key owner's success beside them."""
-    owner = KeyOwner.generate(backend)
+    """The three attacks on one backend (its default parameter set, or ``params``), with the key
+    owner's success beside them."""
+    owner = KeyOwner.generate(backend, params)
     matcher = Matcher(owner.public_bundle())
     protocol = protocol_for(owner.backend, metric)
     names = sorted(embeddings)
