@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -87,13 +88,22 @@ class DcpeBackend(FHEBackend):
         plain = alloy.PlaintextVector(
             plaintext_vector=[float(v) for v in values], secret_path=_SECRET_PATH, derivation_path=_DERIVATION_PATH
         )
+        call = self._sdk.vector().encrypt(plain, alloy.AlloyMetadata.new_simple(self.key_id))
         try:
-            out = self._loop.run_until_complete(
-                self._sdk.vector().encrypt(plain, alloy.AlloyMetadata.new_simple(self.key_id))
-            )
+            out = self._run(call)
         except alloy.AlloyError as exc:
             raise CipherfaceError(f"IronCore Alloy refused to encrypt a vector: {exc}") from None
         return out.encrypted_vector
+
+    def _run(self, call):
+        """Alloy's coroutine to completion: on this instance's own loop, or, when the caller is
+        inside a running event loop (a web handler), on a loop in a helper thread."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self._loop.run_until_complete(call)
+        with ThreadPoolExecutor(1) as helper:
+            return helper.submit(asyncio.run, call).result()
 
     # ------------------------------------------------------------ slots
     def depth_left(self, ct: DcpeSlots) -> int:

@@ -142,3 +142,16 @@ def test_the_python_api_makes_the_choice_by_naming_the_backend():
             KeyOwner.generate("dcpe")
     finally:
         enforce_disclosures(None)
+
+
+def test_the_key_owner_encrypts_inside_a_running_event_loop():
+    """Alloy's API is async: a key owner inside a web handler's loop still gets its vectors."""
+    import asyncio
+
+    owner = KeyOwner.generate("dcpe")
+
+    async def handler():
+        return owner.encrypt(np.linspace(-1, 1, 128), "cosine")
+
+    blob = asyncio.run(handler())
+    assert Matcher(owner.public_bundle()).backend.load_ciphertext(blob)[1]["dim"] == 128
