@@ -42,6 +42,9 @@ Ciphertext: TypeAlias = Any
 Values: TypeAlias = "np.ndarray | Sequence[float]"
 
 
+#: Encryptions of a zero vector of this length that measure a distance-preserving transform's noise.
+NOISE_PROBES, NOISE_PROBE_DIM = 16, 512
+
 INTEGRITY_PART = "integrity_key"
 INTEGRITY_KEY_BYTES = 32
 
@@ -131,6 +134,7 @@ class FHEBackend(ABC):
         self.key_id = key_id
         self.rotation_steps = tuple(sorted(set(int(s) for s in rotation_steps)))
         self._integrity_key: bytes | None = None
+        self._noise_energy: float | None = None
 
     # ----------------------------------------------------------- key handling
     @classmethod
@@ -331,6 +335,15 @@ class FHEBackend(ABC):
         if out.shape != (len(values),) or not np.all(np.isfinite(out)):
             raise CipherfaceError(f"backend {self.name!r} transformed a vector into one of shape {out.shape}")
         return out
+
+    @final
+    def transform_noise(self) -> float:
+        """The mean squared norm the distance-preserving transform adds to a vector (its noise's
+        energy), measured by the key owner on its own key from encryptions of a zero vector, once."""
+        if self._noise_energy is None:
+            zero = np.zeros(min(NOISE_PROBE_DIM, self.slot_count))
+            self._noise_energy = float(np.mean([np.sum(self.encrypt_vector(zero) ** 2) for _ in range(NOISE_PROBES)]))
+        return self._noise_energy
 
     def _encrypt_vector(self, values: np.ndarray) -> Sequence[float]:
         """The distance-preserving transform (backends declaring ``distance-preserving``)."""

@@ -87,8 +87,8 @@ def evaluate_metric(
         enc.append(owner.decrypt_result(matcher.distance(encrypted[pair.image_a], probes[pair.image_b]), metric))
     plain_v, enc_v = np.array(plain), np.array(enc)
     labels = np.array([p.same_person for p in pairs])
-    cutoff = protocol.cutoff(threshold)
-    agree = (plain_v <= cutoff) == (enc_v <= cutoff)
+    cutoff, plain_cut = protocol.cutoff(threshold), oracle.cutoff(threshold)
+    agree = (plain_v <= plain_cut) == (enc_v <= cutoff)
     extra: dict[str, Any] = {}
     if protocol.quant_scale:  # exact arithmetic: what quantisation costs against the float plaintext
         real = get_protocol(metric)
@@ -107,11 +107,11 @@ def evaluate_metric(
         "cutoff": cutoff,
         "value": protocol.value_name,
         "pairs": len(pairs),
-        "plaintext": rates(plain_v, labels, cutoff),
+        "plaintext": rates(plain_v, labels, plain_cut),
         "encrypted": rates(enc_v, labels, cutoff),
         "decision_agreement": float(np.mean(agree)),
         "disagreeing_pairs": [f"{p.image_a},{p.image_b}" for p, ok in zip(pairs, agree) if not ok],
-        "max_abs_error": float(np.max(np.abs(enc_v - plain_v))),
+        "max_abs_error": float(np.max(np.abs(np.array([protocol.plain_value(v) for v in enc_v]) - plain_v))),
         **extra,
         "_values": {"plaintext": plain_v, "encrypted": enc_v, "labels": labels},
     }

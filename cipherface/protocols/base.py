@@ -133,6 +133,19 @@ class DistanceProtocol(ABC):
         """The distance in the units thresholds are given in."""
         return float(value)
 
+    def plain_value(self, value: float) -> float:
+        """A decrypted value as the plaintext metric would give it (itself, unless the inputs were
+        transformed with noise: ``distance_preserving``)."""
+        return float(value)
+
+    def noisy(self, value: float, energy: float) -> float:
+        """The expected value when each prepared input carries independent noise of mean squared
+        norm ``energy`` (a distance-preserving transform's); ``denoised`` is its inverse."""
+        raise NotImplementedError(f"the {self.name} protocol has no model of noisy inputs")
+
+    def denoised(self, value: float, energy: float) -> float:
+        raise NotImplementedError(f"the {self.name} protocol has no model of noisy inputs")
+
     # ------------------------------------------------------------ value ranges
     @abstractmethod
     def result_bound(self, norm: float) -> float:

@@ -40,6 +40,13 @@ class Cosine(DistanceProtocol):
     def distance(self, value):
         return float(value) / self.unit
 
+    def noisy(self, value, energy):
+        # unit vectors plus noise, normalised again: 1 - â·b̂ / (1 + energy) on average
+        return (float(value) + energy * self.unit) / (1.0 + energy)
+
+    def denoised(self, value, energy):
+        return float(value) * (1.0 + energy) - energy * self.unit
+
     def result_bound(self, norm):
         # inputs are unit vectors (norm 1; quantised: about the scale): dot products within ±norm²
         return self.unit + norm * norm

@@ -7,7 +7,9 @@ prepares the result once more (cosine renormalises it). Everything after that, 1
 the packed gallery, is the metric's own computation on these vectors, which the backend carries in
 its slots as they are. The value is the metric between the transformed vectors: it approximates the
 plaintext distance (how well is the approximation factor's trade-off, measured in docs/schemes.md),
-and the matcher can compute it too. Canaries stay untransformed (the key owner must recompute them):
+and the matcher can compute it too. The transform's noise biases it (on average by a known function
+of the noise's energy, which the key owner measures on its own key): the key owner moves its cutoff
+by that bias and reports distances without it. Canaries stay untransformed (the key owner must recompute them):
 they catch a result computed on other operands, not a matcher reporting another value on purpose.
 """
 
@@ -42,14 +44,17 @@ class DistancePreserving(DistanceProtocol):
     def plaintext(self, a, b):
         return self.metric.plaintext(a, b)
 
+    # The transform's noise adds to every distance on average (Euclidean: twice its energy; cosine:
+    # it shrinks the normalised vectors' inner products): the key owner, who measured the energy
+    # on its own key, moves its cutoff by that bias and reports distances without it.
     def cutoff(self, threshold):
-        return self.metric.cutoff(threshold)
+        return self.metric.noisy(self.metric.cutoff(threshold), self.backend.transform_noise())
 
-    def decide(self, value, threshold):
-        return self.metric.decide(value, threshold)
+    def plain_value(self, value):
+        return self.metric.denoised(value, self.backend.transform_noise())
 
     def distance(self, value):
-        return self.metric.distance(value)
+        return self.metric.distance(self.plain_value(value))
 
     def gallery_row(self, embedding):
         return self.metric.gallery_row(self.prepare(embedding))

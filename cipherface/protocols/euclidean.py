@@ -36,6 +36,13 @@ class Euclidean(DistanceProtocol):
     def cutoff(self, threshold):
         return float(threshold) ** 2 * self.unit
 
+    def noisy(self, value, energy):
+        # ‖a + n - b - m‖² = ‖a - b‖² + ‖n‖² + ‖m‖² on average
+        return float(value) + 2.0 * energy * self.unit
+
+    def denoised(self, value, energy):
+        return float(value) - 2.0 * energy * self.unit
+
     def result_bound(self, norm):
         # (|a| + |b|)² bounds d² and every partial sum; the gallery's |g|² - 2g·p stays within 3·norm²
         return 4.0 * norm * norm

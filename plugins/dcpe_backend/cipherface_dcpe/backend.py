@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import struct
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
