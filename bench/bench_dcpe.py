@@ -12,20 +12,17 @@ AUC of the values it decides on) for both metrics, and the honest-but-curious ma
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-from report import machine, table, write_section
+from report import machine, shared_embeddings, table, write_section
 
 from cipherface.audit import auc, run
-from cipherface.evaluation import embed_images, evaluate_metric, read_pairs
+from cipherface.evaluation import evaluate_metric
 from cipherface.params import schemes
-from cipherface.plugins import get_embedder
 from cipherface.roles import KeyOwner, Matcher
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "schemes.md"
-FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 THRESHOLDS = {"cosine": 0.07, "euclidean": 0.6}
 HEADER = [
     "preset",
@@ -46,12 +43,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     start = time.time()
-    pairs = read_pairs(FACES / "pairs.csv")
-    photos = sorted({p.image_a for p in pairs} | {p.image_b for p in pairs})
-    embedded = embed_images(get_embedder("deepface"), FACES, photos)
-    embeddings = {n: v for n, v in embedded.items() if not isinstance(v, str)}
-    if len(embeddings) != len(photos):
-        sys.exit(f"photos without a face: {sorted(set(photos) - set(embeddings))}")
+    pairs, embeddings = shared_embeddings()
     presets = schemes()["dcpe"][1]
     rows = []
     for name, params in sorted(presets.items(), key=lambda kv: kv[1].approximation_factor):

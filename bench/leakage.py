@@ -9,18 +9,15 @@ Writes the ``leakage`` section of docs/schemes.md.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-from report import machine, table, write_section
+from report import machine, shared_embeddings, table, write_section
 
 from cipherface.audit import run
-from cipherface.evaluation import embed_images, read_pairs
-from cipherface.plugins import get_embedder, registry
+from cipherface.plugins import registry
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "schemes.md"
-FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 
 
 def main() -> None:
@@ -30,12 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     names = args.backends.split(",") if args.backends else sorted(n for n in registry().backends if n != "opcount")
     start = time.time()
-    pairs = read_pairs(FACES / "pairs.csv")
-    photos = sorted({p.image_a for p in pairs} | {p.image_b for p in pairs})
-    embedded = embed_images(get_embedder("deepface"), FACES, photos)
-    embeddings = {n: v for n, v in embedded.items() if not isinstance(v, str)}
-    if len(embeddings) != len(photos):
-        sys.exit(f"photos without a face: {sorted(set(photos) - set(embeddings))}")
+    pairs, embeddings = shared_embeddings()
     rows = []
     for name in names:
         r = run(name, embeddings, pairs)

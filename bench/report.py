@@ -62,3 +62,24 @@ def write_section(name: str, markdown: str, doc: Path = DOC) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     doc.write_text(text)
+
+
+#: The shared labelled photos beside the checkout.
+FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+
+
+def shared_embeddings() -> tuple[list, dict]:
+    """The 520 labelled pairs and the DeepFace Dlib embedding of the largest face of every photo in
+    them (each embedded once); stops if a photo shows no face."""
+    import sys
+
+    from cipherface.evaluation import embed_images, read_pairs
+    from cipherface.plugins import get_embedder
+
+    pairs = read_pairs(FACES / "pairs.csv")
+    photos = sorted({p.image_a for p in pairs} | {p.image_b for p in pairs})
+    embedded = embed_images(get_embedder("deepface"), FACES, photos)
+    embeddings = {n: v for n, v in embedded.items() if not isinstance(v, str)}
+    if len(embeddings) != len(photos):
+        sys.exit(f"photos without a face: {sorted(set(photos) - set(embeddings))}")
+    return pairs, embeddings

@@ -95,6 +95,33 @@ class CheckedParams:
             raise ParameterError(f"malformed parameter set {data!r}: {exc}") from None
 
 
+class VectorParams(CheckedParams):
+    """What parameter sets of schemes without a ring share (Paillier's, DCPE's, from plugins):
+    ``slots`` values per vector (the packed gallery's block size and the longest 1:1 window), one
+    product, and results kept within ±2^20 (every plaintext is checked against it)."""
+
+    slots: int
+
+    @property
+    def slot_count(self) -> int:
+        return self.slots
+
+    @property
+    def depth(self) -> int:
+        return 1
+
+    @property
+    def result_limit(self) -> float:
+        return float(2**20)
+
+    def check_plain(self, values: Any) -> None:
+        import numpy as np
+
+        worst = float(np.max(np.abs(values))) if np.size(values) else 0.0
+        if worst > self.result_limit:
+            raise DimensionError(f"a value of magnitude {worst:.4g} exceeds ±{self.result_limit:g}")
+
+
 class SchemeParams(CheckedParams):
     """What every scheme's parameter set shares: a ring, a prime chain, a claimed level, one
     setting of its own (``SETTING``) (RLWE schemes: CKKS, BFV)."""

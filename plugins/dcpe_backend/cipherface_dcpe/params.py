@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from cipherface.errors import DimensionError, ParameterError
-from cipherface.params import CheckedParams, Scheme
+from cipherface.errors import ParameterError
+from cipherface.params import Scheme, VectorParams
 
 #: The key is 32 random bytes (AES-256 and HMAC-SHA-256 underneath): 128 bits against recovering it.
 #: The level says nothing about what the distances disclose: that is the point of the scheme
@@ -16,7 +16,7 @@ LEVELS = (128,)
 
 
 @dataclass(frozen=True)
-class DcpeParams(CheckedParams):
+class DcpeParams(VectorParams):
     """``approximation_factor`` β bounds the noise DCPE adds (a ball of radius s·β/4 around the scaled
     vector): larger hides more and preserves distances less. ``slots`` is how many values one vector
     holds: it sets the packed gallery's block size and the longest 1:1 window."""
@@ -28,27 +28,8 @@ class DcpeParams(CheckedParams):
     SETTING = ("approximation_factor", 1.0)
 
     @property
-    def slot_count(self) -> int:
-        return self.slots
-
-    @property
-    def depth(self) -> int:
-        return 1
-
-    @property
     def scale(self) -> float:
         return 1.0
-
-    @property
-    def result_limit(self) -> float:
-        return float(2**20)
-
-    def check_plain(self, values: Any) -> None:
-        import numpy as np
-
-        worst = float(np.max(np.abs(values))) if np.size(values) else 0.0
-        if worst > self.result_limit:
-            raise DimensionError(f"a value of magnitude {worst:.4g} exceeds ±{self.result_limit:g}")
 
     def problems(self) -> list[str]:
         out = []

@@ -3,9 +3,7 @@ approximation factor's bound of plaintext and its decisions mostly agree, the ma
 same values from what it receives, the packed gallery ranks as plaintext on separated identities,
 and the command line refuses it without consent."""
 
-import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,21 +15,15 @@ from cipherface import KeyOwner, Matcher
 from cipherface.capabilities import DISTANCE_PRESERVING, protocol_for
 from cipherface.errors import DisclosureError, SecretKeyRequiredError
 from cipherface.identification import Identifier
-from cipherface.plugins import get_backend, get_embedder, get_protocol
+from cipherface.plugins import get_backend, get_protocol
+from cipherface.testing.photos import a_few_pairs, faces_dir
 
-FACES = Path(os.environ.get("CIPHERFACE_FACES", Path(__file__).resolve().parents[4] / "shared" / "data" / "faces"))
+FACES = faces_dir(__file__)
 
 
 @pytest.fixture(scope="module")
 def photos():
-    if not (FACES / "pairs.csv").is_file():
-        pytest.fail(f"the shared face photos are missing: expected {FACES}/pairs.csv (set CIPHERFACE_FACES)")
-    with open(FACES / "pairs.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    pairs = [r for r in rows if r["image_a"] in ("img1.jpg", "img2.jpg")][:12]
-    embedder = get_embedder("deepface")
-    names = sorted({r["image_a"] for r in pairs} | {r["image_b"] for r in pairs})
-    return pairs, {n: embedder.represent(str(FACES / n))[0].embedding for n in names}
+    return a_few_pairs(__file__)
 
 
 def test_registered_as_its_own_distribution_under_the_agpl():

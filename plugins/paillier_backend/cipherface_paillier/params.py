@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from cipherface.errors import DimensionError
-from cipherface.params import CheckedParams, Scheme
+from cipherface.params import Scheme, VectorParams
 
 #: Smallest modulus for a security level (NIST SP 800-57: factoring a 3072-bit modulus ~ 128 bits).
 MODULUS_BITS_FOR_LEVEL = {128: 3072, 192: 7680, 256: 15360}
 
 
 @dataclass(frozen=True)
-class PaillierParams(CheckedParams):
+class PaillierParams(VectorParams):
     """Paillier over Z_{n²}: reals are encoded as ``round(x · 2^precision_bits)`` modulo n (signed,
     centred: no sign in the clear); a product with a clear value doubles the precision bits, so one
     product is allowed (depth 1) and results stay exact integers far below n/2.
@@ -29,28 +27,9 @@ class PaillierParams(CheckedParams):
     SETTING = ("precision_bits", 30)
 
     @property
-    def slot_count(self) -> int:
-        return self.slots
-
-    @property
-    def depth(self) -> int:
-        return 1
-
-    @property
     def scale(self) -> float:
+        # results within ±2^20 (result_limit) stay far below n / 2^(2·precision): they never wrap
         return float(2**self.precision_bits)
-
-    @property
-    def result_limit(self) -> float:
-        """Results are kept within ±2^20: far below n / 2^(2·precision), so they never wrap."""
-        return float(2**20)
-
-    def check_plain(self, values: Any) -> None:
-        import numpy as np
-
-        worst = float(np.max(np.abs(values))) if np.size(values) else 0.0
-        if worst > self.result_limit:
-            raise DimensionError(f"a value of magnitude {worst:.4g} exceeds ±{self.result_limit:g}")
 
     def problems(self) -> list[str]:
         out = []

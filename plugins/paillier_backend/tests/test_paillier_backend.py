@@ -1,9 +1,7 @@
 """The Paillier plugin through the user's paths: 1:1 on the shared photos and the packed gallery
 equal plaintext, what the matcher receives, and the command line's refusal without consent."""
 
-import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +13,10 @@ from cipherface import KeyOwner, Matcher
 from cipherface.capabilities import PROBE_IN_CLEAR, protocol_for
 from cipherface.errors import CipherfaceError, DisclosureError, IntegrityError, MissingCapabilityError
 from cipherface.identification import Identifier
-from cipherface.plugins import get_backend, get_embedder
+from cipherface.plugins import get_backend
+from cipherface.testing.photos import a_few_pairs, faces_dir
 
-FACES = Path(os.environ.get("CIPHERFACE_FACES", Path(__file__).resolve().parents[4] / "shared" / "data" / "faces"))
+FACES = faces_dir(__file__)
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +31,7 @@ def matcher(owner):
 
 @pytest.fixture(scope="module")
 def photos():
-    if not (FACES / "pairs.csv").is_file():
-        pytest.fail(f"the shared face photos are missing: expected {FACES}/pairs.csv (set CIPHERFACE_FACES)")
-    with open(FACES / "pairs.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    # same-person and different-person pairs among a few photos (embedded once)
-    pairs = [r for r in rows if r["image_a"] in ("img1.jpg", "img2.jpg")][:12]
-    embedder = get_embedder("deepface")
-    names = sorted({r["image_a"] for r in pairs} | {r["image_b"] for r in pairs})
-    return pairs, {n: embedder.represent(str(FACES / n))[0].embedding for n in names}
+    return a_few_pairs(__file__)
 
 
 def test_registered_as_its_own_distribution_under_the_gpl():
