@@ -30,10 +30,11 @@ def conformance(backend, keyword, param_specs, as_json) -> None:
         emit_json(report)
     else:
         click.echo(f"conformance of backend {report['backend']!r}")
-        click.echo(f"  {'capability':<12} {'passed':>6} {'failed':>6} {'skipped':>7}  status")
+        width = max(len("capability"), *map(len, report["capabilities"]))
+        click.echo(f"  {'capability':<{width}} {'passed':>6} {'failed':>6} {'skipped':>7}  status")
         for cap, r in report["capabilities"].items():
             status = "PASS" if not r["failed"] else "FAIL"
-            click.echo(f"  {cap:<12} {r['passed']:>6} {r['failed']:>6} {r['skipped']:>7}  {status}")
+            click.echo(f"  {cap:<{width}} {r['passed']:>6} {r['failed']:>6} {r['skipped']:>7}  {status}")
             for f in r["failures"]:
                 click.echo(f"      {f['test']}: {f['message']}")
         click.echo("all capabilities pass" if report["ok"] else "the backend FAILS the conformance suite")
