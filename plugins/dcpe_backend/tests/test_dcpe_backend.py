@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cipherface import KeyOwner, Matcher
+from cipherface import KeyOwner, Matcher, envelope
 from cipherface.capabilities import DISTANCE_PRESERVING, protocol_for
 from cipherface.errors import DisclosureError, SecretKeyRequiredError
+from cipherface.gallery import encrypt_probe
 from cipherface.identification import Identifier
 from cipherface.plugins import get_backend, get_protocol
 from cipherface.testing.photos import a_few_pairs, faces_dir
@@ -103,6 +104,16 @@ def test_the_packed_gallery_ranks_separated_identities_as_plaintext(tmp_path):
             assert got.candidates[0].name == f"p{i}" == f"p{np.argmin(dist)}"
             assert got.candidates[0].accepted
             assert got.candidates[0].distance == pytest.approx(dist[i], abs=0.1)
+            # the matcher alone: its scan's scores are in the clear, its slot map names the identity
+            blobs, _, _ = encrypt_probe(ident.owner.backend, ident.protocol, probe)
+            results, state = ident.gallery.scan_with_state(blobs)
+            best = min(
+                (score, state.slots[meta["block"]][slot])
+                for ct, meta in (ident.gallery.backend.load_ciphertext(r, kind=envelope.RESULT) for r in results)
+                for slot, score in enumerate(ident.gallery.backend.visible(ct))
+                if slot in state.slots[meta["block"]]
+            )
+            assert best[1] == got.candidates[0].identity
         assert ident.verify()["blocks"] >= 1
 
 
