@@ -249,7 +249,7 @@ class Identifier:
         for e in embeddings:
             if np.asarray(e).shape != (self.gallery.dim,):
                 raise GalleryError(f"embedding of shape {np.asarray(e).shape}; this gallery holds d={self.gallery.dim}")
-            self.protocol.prepare_checked(e, limit)
+            self.protocol.check(e, limit)
             rows.append(self.protocol.gallery_row(e))
         ids: list[str] = []
         step = self.gallery.capacity

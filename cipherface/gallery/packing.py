@@ -27,7 +27,7 @@ def encrypt_probe(
 ) -> tuple[list[bytes], np.ndarray, float]:
     """The probe as replicated component ciphertexts, and what the key owner keeps in the clear:
     the probe row (to check canaries) and the offset it adds to scores."""
-    protocol.prepare_checked(embedding, backend.params.result_limit, probe=True)
+    protocol.check(embedding, backend.params.result_limit, probe=True)
     row, offset = protocol.probe_row(embedding)
     # in the clear on a probe-in-clear backend (the matcher multiplies the gallery by it)
     blobs = [_dump_stored(backend, np.full(backend.slot_count, v), True, component=i) for i, v in enumerate(row)]

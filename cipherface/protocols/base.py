@@ -173,6 +173,10 @@ class DistanceProtocol(ABC):
         any result could pass ``limit``."""
         return self.check_input(self.prepare_probe(embedding) if probe else self.prepare(embedding), limit)
 
+    def check(self, embedding: np.ndarray, limit: float, *, probe: bool = False) -> None:
+        """What ``prepare_checked`` refuses, keeping nothing (the gallery prepares its rows itself)."""
+        self.prepare_checked(embedding, limit, probe=probe)
+
     def check_values(self, values: np.ndarray | float, limit: float, what: str) -> None:
         """Refuse decrypted values this metric cannot produce: never decide on them."""
         arr = np.atleast_1d(np.asarray(values, dtype=np.float64))

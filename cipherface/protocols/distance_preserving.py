@@ -68,10 +68,14 @@ class DistancePreserving(DistanceProtocol):
     def width(self, dim):
         return self.metric.width(dim)
 
-    def prepare_checked(self, embedding, limit, *, probe=False):
+    def check(self, embedding, limit, *, probe=False):
         # the key owner accepts what it accepts on any backend (the embedding as the metric prepares
-        # it); the transform's scaling and noise cannot wrap anything around: arithmetic on reals
+        # it); the transform's scaling and noise cannot wrap anything around: arithmetic on reals.
+        # No transform here: each one is a fresh encryption, made once where it is kept
         self.metric.prepare_checked(embedding, limit)
+
+    def prepare_checked(self, embedding, limit, *, probe=False):
+        self.check(embedding, limit)
         return self.prepare(embedding)
 
     def result_bound(self, norm):

@@ -57,10 +57,13 @@ class ProbeInClear(DistanceProtocol):
     def probe_row(self, embedding):
         return self.metric.probe_row(embedding)
 
-    def prepare_checked(self, embedding, limit, *, probe=False):
+    def check(self, embedding, limit, *, probe=False):
         # the bound is the metric's on the embedding as it prepares it: every partial sum of the
         # rows' product (cosine: within 1 + |â||b̂|; Euclidean: |a|² + 2|a||b| + |b|²) is within it
         self.metric.prepare_checked(embedding, limit)
+
+    def prepare_checked(self, embedding, limit, *, probe=False):
+        self.check(embedding, limit)
         return self.prepare_probe(embedding) if probe else self.prepare(embedding)
 
     def result_bound(self, norm):
