@@ -9,6 +9,7 @@ wraps them in the versioned envelope.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ from cipherface.capabilities import (
     CT_MULTIPLY,
     DISTANCE_PRESERVING,
     LEVELS,
+    PACKED_PROBE,
     PROBE_IN_CLEAR,
     ROTATION,
     SEEDED_ENCRYPTION,
@@ -81,6 +83,27 @@ def galois_element(step: int, poly_modulus_degree: int) -> int:
     """The Galois element of a left rotation by ``step`` in a power-of-two cyclotomic ring with
     batching (SEAL's convention: 3^step mod 2N), to check which keys a bundle holds."""
     return pow(3, step, 2 * poly_modulus_degree)
+
+
+def expansion_levels(count: int) -> int:
+    """Rounds of a packed probe's expansion for ``count`` values (each round doubles the ciphertexts)."""
+    return max(count - 1, 0).bit_length()
+
+
+@functools.lru_cache(maxsize=8)
+def expansion_steps(count: int, poly_modulus_degree: int) -> tuple[int, ...]:
+    """The rotation steps of a packed probe's expansion for ``count`` values: round j applies the
+    automorphism X -> X^(N/2^j + 1), which is the rotation by the step whose Galois element
+    (3^step mod 2N) it is. Defined for up to N/4 (half the slot count) values."""
+    n = poly_modulus_degree
+    levels = expansion_levels(count)
+    if not 0 < count <= n // 4:
+        raise CipherfaceError(f"a packed probe holds 1 to {n // 4} values, not {count}")
+    logs, element = {}, 1
+    for step in range(n // 2):  # 3 generates the rotations' group: 3^step mod 2N
+        logs[element] = step
+        element = element * 3 % (2 * n)
+    return tuple(logs[n // (1 << j) + 1] for j in range(levels))
 
 
 def power_of_two_steps(limit: int) -> list[int]:
@@ -144,18 +167,32 @@ class FHEBackend(ABC):
         params: CKKSParams | str | int | None = None,
         *,
         rotation_steps: Sequence[int] | None = None,
+        max_dim: int | None = None,
     ) -> FHEBackend:
         """Fresh keys for a checked parameter set.
 
-        Only the Galois keys for ``rotation_steps`` are made (default: every power
-        of two below the slot count, which sums any vector and composes any
-        rotation); fewer steps make a smaller public bundle.
+        Only the Galois keys for ``rotation_steps`` are made (default: ``key_steps`` for
+        embeddings of up to ``max_dim`` values, any length when None); fewer steps make a smaller
+        public bundle.
         """
         p = resolve_params(params, cls.scheme)
-        steps = power_of_two_steps(p.slot_count) if rotation_steps is None else [int(s) for s in rotation_steps]
+        steps = cls.key_steps(p, max_dim) if rotation_steps is None else [int(s) for s in rotation_steps]
         backend = cls._generate(p, secrets.token_hex(8), _checked_steps(steps, p.slot_count, CipherfaceError))
         backend._integrity_key = secrets.token_bytes(INTEGRITY_KEY_BYTES)
         return backend
+
+    @classmethod
+    @final
+    def key_steps(cls, params: Any, max_dim: int | None = None) -> list[int]:
+        """The rotation steps a key set needs for embeddings of up to ``max_dim`` values (default:
+        up to the slot count): every power of two below it (to sum a vector and compose any
+        rotation) and, on a ``packed-probe`` backend, the expansion's steps for a gallery row of up to
+        ``max_dim + 1`` values (one Galois key per round, so the matcher never composes them)."""
+        limit = params.slot_count if max_dim is None else max_dim
+        steps = set(power_of_two_steps(limit))
+        if PACKED_PROBE in cls.capabilities:
+            steps |= set(expansion_steps(min(limit + 1, params.poly_modulus_degree // 4), params.poly_modulus_degree))
+        return sorted(steps)
 
     @classmethod
     @final
@@ -312,6 +349,67 @@ class FHEBackend(ABC):
         if PROBE_IN_CLEAR not in self.capabilities:
             return self.encrypt(values, depth=depth)
         return self._clear_probe(self._check_values(values), self._checked_depth(depth))
+
+    # ------------------------------------------------------------ packed probe
+    @final
+    def can_expand(self, count: int) -> bool:
+        """Whether ``count`` values can travel as one packed probe: the backend packs and expands, and
+        its key set holds the Galois key of every expansion round (composing rotations instead would
+        multiply the matcher's work)."""
+        if PACKED_PROBE not in self.capabilities or not 0 < count <= self.params.poly_modulus_degree // 4:
+            return False
+        return set(expansion_steps(count, self.params.poly_modulus_degree)) <= set(self.rotation_steps)
+
+    @final
+    def encrypt_packed_blob(
+        self,
+        values: Values,
+        *,
+        depth: int | None = None,
+        kind: str = envelope.PACKED_PROBE,
+        meta: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        """``values`` as the coefficients of one ciphertext's plaintext polynomial (divided by
+        2^levels, which the expansion multiplies back), for :meth:`expand`; seeded like
+        :meth:`encrypt_blob` where the backend can. The envelope records the count."""
+        arr, depth = self._check_values(values), self._checked_depth(depth)
+        if not self.can_expand(len(arr)):
+            raise CipherfaceError(
+                f"backend {self.name!r} cannot pack {len(arr)} values into one probe with this key set: it needs "
+                f"the {PACKED_PROBE!r} capability and a Galois key for each expansion step (FHEBackend.key_steps)"
+            )
+        data = self._encrypt_packed(arr / (1 << expansion_levels(len(arr))), depth)
+        return self._pack_ciphertext(kind, data, depth, {**(meta or {}), "count": len(arr)})
+
+    @final
+    def expand(self, ct: Ciphertext, count: int) -> list[Ciphertext]:
+        """The matcher's side of a packed probe: ``count`` ciphertexts, the k-th holding value k in
+        every slot, made with the public Galois keys only. SealPIR's expansion: round j maps each
+        ciphertext c to c + σ(c), which keeps its terms X^i with bit j of i clear (doubled), and
+        (c − σ(c))·X^(−2^j), which keeps the others, shifted down; σ: X -> X^(N/2^j + 1). After
+        the last round ciphertext k holds value k as its constant term: that value in every slot."""
+        if not self.can_expand(count):
+            raise CipherfaceError(f"this key set cannot expand a packed probe of {count} values")
+        out = [ct]
+        for j, step in enumerate(expansion_steps(count, self.params.poly_modulus_degree)):
+            evens, odds = [], []
+            for i, c in enumerate(out):
+                image = self._rotate(c, step)
+                evens.append(self._add(c, image))
+                if i + len(out) < count:  # only the ciphertexts of values below count are made
+                    odds.append(self._times_monomial(self._sub(c, image), -(1 << j)))
+            out = evens + odds
+        return out
+
+    def _encrypt_packed(self, values: np.ndarray, depth: int) -> bytes:
+        """``values`` as plaintext coefficients 0..len-1 (at the backend's scale), encrypted and
+        serialised (seeded where it can): the ``packed-probe`` capability's key-owner hook."""
+        raise NotImplementedError(f"backend {self.name!r} declares no {PACKED_PROBE!r}")
+
+    def _times_monomial(self, ct: Ciphertext, power: int) -> Ciphertext:
+        """``ct`` times the monomial X^power (negative: X^(N+power) negated), its scale unchanged:
+        the ``packed-probe`` capability's matcher hook."""
+        raise NotImplementedError(f"backend {self.name!r} declares no {PACKED_PROBE!r}")
 
     @final
     def visible(self, ct: Ciphertext) -> np.ndarray | None:
@@ -605,7 +703,7 @@ class FHEBackend(ABC):
 
     @final
     def load_ciphertext(
-        self, blob: bytes, *, kind: str | tuple[str, ...] = envelope.CIPHERTEXT
+        self, blob: bytes | envelope.Envelope, *, kind: str | tuple[str, ...] = envelope.CIPHERTEXT
     ) -> tuple[Ciphertext, dict[str, Any]]:
         """A ciphertext and its metadata, after checking backend, key and integrity."""
         env = envelope.expect(blob, kind=kind, backend=self.name, key_id=self.key_id)

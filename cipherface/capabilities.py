@@ -27,6 +27,13 @@ NATIVE_INNER_PRODUCT = "native-inner-product"
 #: Secret-key encryption serialised with a seed for the random half (half the bytes).
 SEEDED_ENCRYPTION = "seeded-encryption"
 
+#: A probe packed in one ciphertext's coefficients (``FHEBackend.encrypt_packed_blob``) that the
+#: matcher expands into one ciphertext per component holding it in every slot (``FHEBackend.expand``:
+#: Galois automorphisms by the key set's expansion steps, additions, monomial products): the packed
+#: gallery's query uploads one ciphertext instead of one per component. A backend without it, or a
+#: key set without the expansion's Galois keys, uploads the components.
+PACKED_PROBE = "packed-probe"
+
 #: Products of an encrypted vector with one in the clear only (partially homomorphic, e.g. Paillier):
 #: the probe goes to the matcher in the clear and every protocol computes
 #: Enc(reference row) · clear probe row. A disclosure: the CLI asks for ``--matcher-sees-probe``.
@@ -47,6 +54,7 @@ ALL = (
     LEVELS,
     NATIVE_INNER_PRODUCT,
     SEEDED_ENCRYPTION,
+    PACKED_PROBE,
     PROBE_IN_CLEAR,
     DISTANCE_PRESERVING,
 )

@@ -77,8 +77,9 @@ class KeyOwner:
         params: CKKSParams | str | int | None = None,
         *,
         rotation_steps: Sequence[int] | None = None,
+        max_dim: int | None = None,
     ) -> KeyOwner:
-        return cls(get_backend(backend).generate(params, rotation_steps=rotation_steps))
+        return cls(get_backend(backend).generate(params, rotation_steps=rotation_steps, max_dim=max_dim))
 
     @classmethod
     def load(cls, source: bytes | str | os.PathLike[str]) -> KeyOwner:

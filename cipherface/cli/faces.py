@@ -43,7 +43,7 @@ def key_parties(key: str | None, backend: str | None, dim: int, remote=None) -> 
             refuse_ignored("--backend", backend, owner.backend.name, f"the key in {key}")
         matcher = matcher_for(owner, key)
     else:
-        owner = KeyOwner.generate(backend, rotation_steps=[1 << i for i in range(max(dim - 1, 1).bit_length())])
+        owner = KeyOwner.generate(backend, max_dim=dim)
         matcher = Matcher(owner.public_bundle())
     if remote is not None:
         matcher = remote.for_key(owner.public_bundle())

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from cipherface.backend import power_of_two_steps
 from cipherface.cli.options import backend_option, emit_json, given, json_option
 from cipherface.errors import CipherfaceError
 from cipherface.params import LEVEL_PRESETS, RLWE_SCHEMES, SCHEMES, resolve_params, schemes
@@ -52,8 +51,7 @@ def keygen(backend, security, preset, max_dim, out, force, as_json) -> None:
     params = resolve_params(preset or int(security), get_backend(backend).scheme)
     if max_dim is not None and max_dim > params.slot_count:
         raise click.BadParameter(f"{max_dim} is more than the {params.slot_count} slots", param_hint="--max-dim")
-    steps = None if max_dim is None else power_of_two_steps(max_dim)
-    owner = KeyOwner.generate(backend, params, rotation_steps=steps)
+    owner = KeyOwner.generate(backend, params, max_dim=max_dim)
     secret, public = owner.save(out)
     info = {
         "backend": owner.backend.name,

@@ -19,7 +19,7 @@ from cipherface.errors import (
     StaleScanError,
     WriteConflictError,
 )
-from cipherface.gallery.scan import BlockCache, LocalScan, Scanner
+from cipherface.gallery.scan import BlockCache, LocalScan, Scanner, check_probe
 from cipherface.gallery.store import GalleryStore
 
 
@@ -325,8 +325,7 @@ class EncryptedGallery:
         """Encrypted scores of every block for one probe (result blobs only the key owner can read),
         and the committed generation they were all computed on: on the scanner set by
         ``use_scanner``, else on ``workers`` local processes, else in this process."""
-        if len(probe) != self.width:
-            raise DimensionError(f"probe has {len(probe)} components, the gallery needs {self.width}")
+        check_probe(probe, self.width)
         if self.scanner is not None:
             return self.scanner.scan(self.store.source, probe)
         if workers > 1:

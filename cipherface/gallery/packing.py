@@ -1,8 +1,11 @@
 """Column-major packing: slot j of component ciphertext i of a block holds component i of identity j.
 
-One probe is d replicated ciphertexts (component i in every slot), so a block of
-``slot_count`` identities is scored with d ciphertext products, one relinearisation
-and one rescale, and no rotation.  These functions run on the key owner's side.
+A block of ``slot_count`` identities is scored with d ciphertext products against d replicated
+probe ciphertexts (component i in every slot), one relinearisation and one rescale, and no
+rotation. The key owner uploads the probe as one packed ciphertext that the matcher expands into
+those d (``packed-probe`` backends whose key set holds the expansion's Galois keys: about 115 KB
+instead of d x 115 KB), or else as the d ciphertexts themselves. These functions run on the key
+owner's side.
 """
 
 from __future__ import annotations
@@ -23,14 +26,17 @@ STORAGE_DEPTH = 1
 
 
 def encrypt_probe(
-    backend: FHEBackend, protocol: DistanceProtocol, embedding: np.ndarray
+    backend: FHEBackend, protocol: DistanceProtocol, embedding: np.ndarray, *, packed: bool | None = None
 ) -> tuple[list[bytes], np.ndarray, float]:
-    """The probe as replicated component ciphertexts, and what the key owner keeps in the clear:
-    the probe row (to check canaries) and the offset it adds to scores."""
+    """The probe (one packed ciphertext where the backend and key set can and ``packed`` is not
+    False, else one replicated ciphertext per component), and what the key owner keeps in the
+    clear: the probe row (to check canaries) and the offset it adds to scores."""
     protocol.check(embedding, backend.params.result_limit, probe=True)
     row, offset = protocol.probe_row(embedding)
-    # in the clear on a probe-in-clear backend (the matcher multiplies the gallery by it)
-    blobs = [_dump_stored(backend, np.full(backend.slot_count, v), True, component=i) for i, v in enumerate(row)]
+    if packed is not False and backend.can_expand(len(row)):
+        blobs = [backend.encrypt_packed_blob(row, depth=STORAGE_DEPTH)]
+    else:  # in the clear on a probe-in-clear backend (the matcher multiplies the gallery by it)
+        blobs = [_dump_stored(backend, np.full(backend.slot_count, v), True, component=i) for i, v in enumerate(row)]
     return blobs, np.asarray(row, dtype=np.float64), offset
 
 

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from cipherface import envelope
 from cipherface.backend import Ciphertext, FHEBackend, open_bundle
-from cipherface.errors import GalleryError, StaleScanError
+from cipherface.errors import DimensionError, GalleryError, StaleScanError
 from cipherface.gallery.store import GalleryStore
 
 
@@ -35,6 +35,7 @@ class BlockCache:
         self.backend = backend
         self.resident = resident
         self._blocks: dict[int, tuple[str | None, list[Ciphertext]]] = {}  # block -> (seal, ciphertexts)
+        self.width: int = store.meta()["width"]
         self._key: tuple[int, tuple[int, int]] | None = None  # (generation, part) of the last scan
         self._share: list[int] = []  # ... and that scan's blocks
 
@@ -45,7 +46,7 @@ class BlockCache:
     def scan(self, probe: Sequence[bytes], part: tuple[int, int] = (0, 1)) -> tuple[int, list[bytes]]:
         """The committed generation and one encrypted score ciphertext per block of the share (a
         result blob only the key owner can read), all from that generation."""
-        cts = [self.backend.load_ciphertext(p, kind=envelope.GALLERY_BLOCK)[0] for p in probe]
+        cts = probe_components(self.backend, probe, self.width)
         out = []
         with self.store.snapshot():
             generation = self.store.generation()
@@ -68,6 +69,35 @@ class BlockCache:
     def _read(self, block: int) -> list[Ciphertext]:
         blobs = self.store.read_block(block)
         return [self.backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in blobs]
+
+
+def _packed(probe: Sequence[bytes], width: int) -> envelope.Envelope | None:
+    """The envelope of a packed probe, None for one of ``width`` component ciphertexts, or a
+    ``DimensionError`` for neither."""
+    if len(probe) == 1:
+        env = envelope.decode(probe[0])
+        if env.kind == envelope.PACKED_PROBE:
+            count = env.meta.get("count")
+            if type(count) is not int or count != width:
+                raise DimensionError(f"the packed probe holds {str(count)[:20]} values, the gallery needs {width}")
+            return env
+    if len(probe) != width:
+        raise DimensionError(f"probe has {len(probe)} components, the gallery needs {width}")
+    return None
+
+
+def check_probe(probe: Sequence[bytes], width: int) -> None:
+    """Refuse a probe of another width than the gallery's, before any scan starts."""
+    _packed(probe, width)
+
+
+def probe_components(backend: FHEBackend, probe: Sequence[bytes], width: int) -> list[Ciphertext]:
+    """The ``width`` ciphertexts a block's components are multiplied by: those uploaded, or those the
+    matcher expands from one packed probe (``FHEBackend.expand``, with the public Galois keys)."""
+    packed = _packed(probe, width)
+    if packed is None:
+        return [backend.load_ciphertext(p, kind=envelope.GALLERY_BLOCK)[0] for p in probe]
+    return backend.expand(backend.load_ciphertext(packed, kind=envelope.PACKED_PROBE)[0], width)
 
 
 def merge_parts(parts: Sequence[tuple[int, list[bytes]]]) -> tuple[int, list[bytes]]:

@@ -119,6 +119,7 @@ def gallery_targets(backend: str) -> dict[str, tuple[bytes, Callable[[bytes], An
     probe_vector = people[5] + rng.normal(size=16) * 0.01
     probe, row, offset = encrypt_probe(ident.owner.backend, ident.protocol, probe_vector)
     stored = ident.gallery.store.read_block(0)[3]
+    at = 0 if len(probe) == 1 else 3  # the packed probe, or one of its component ciphertexts
 
     def named(found: Any) -> tuple[str | None, float]:
         return found.identity, round(found.candidates[0].distance, 3)
@@ -127,12 +128,13 @@ def gallery_targets(backend: str) -> dict[str, tuple[bytes, Callable[[bytes], An
         with ident.gallery.store.transaction() as sql:
             sql.execute("UPDATE blocks SET data = ? WHERE block = 0 AND component = 3", (blob,))
         ident.gallery.reload()  # the seal is unchanged: read the edited block as a fresh matcher would
-        return with_probe(probe[3])
+        return with_probe(probe[at])
 
     def with_probe(blob: bytes) -> tuple[str | None, float]:
-        return named(ident.identify_encrypted([*probe[:3], blob, *probe[4:]], row, offset, top_k=1, threshold=0.07))
+        edited = [*probe[:at], blob, *probe[at + 1 :]]
+        return named(ident.identify_encrypted(edited, row, offset, top_k=1, threshold=0.07))
 
-    return {"gallery-block": (stored, with_block), "probe": (probe[3], with_probe)}
+    return {"gallery-block": (stored, with_block), "probe": (probe[at], with_probe)}
 
 
 def run_batch(backend: str, kind: str, count: int, seed: int) -> dict[str, int]:

@@ -12,6 +12,7 @@ from cipherface.testing.conformance.distance_preserving import DistancePreservin
 from cipherface.testing.conformance.envelope import EnvelopeTests
 from cipherface.testing.conformance.exact import ExactTests
 from cipherface.testing.conformance.keys import KeyTests
+from cipherface.testing.conformance.packed_probe import PackedProbeTests
 from cipherface.testing.conformance.precision import PrecisionTests
 from cipherface.testing.conformance.presets import PresetTests
 from cipherface.testing.conformance.primitives import PrimitiveTests
@@ -25,6 +26,7 @@ _CAPABILITY_CLASSES = (
     DimensionTests,
     PrimitiveTests,
     ProtocolTests,
+    PackedProbeTests,
     DistancePreservingTests,
     EnvelopeTests,
     PresetTests,
@@ -47,6 +49,7 @@ __all__ = [
     "EnvelopeTests",
     "ExactTests",
     "KeyTests",
+    "PackedProbeTests",
     "PrecisionTests",
     "PresetTests",
     "PrimitiveTests",

@@ -12,6 +12,7 @@ from cipherface.backend import FHEBackend, power_of_two_steps
 from cipherface.capabilities import DISTANCE_PRESERVING, EXACT, protocol_for
 from cipherface.errors import CipherfaceError
 from cipherface.gallery.packing import decrypt_scores, encrypt_block, encrypt_probe
+from cipherface.gallery.scan import probe_components
 from cipherface.params import SchemeParams, default_preset
 from cipherface.protocols.base import DistanceProtocol
 
@@ -79,11 +80,13 @@ def _cases(p: DistanceProtocol, dim: int, limit: float, rng: np.random.Generator
 
 def protocol_errors(backend_class: type[FHEBackend], name: str, params: SchemeParams, tol: float) -> list[str]:
     """Every protocol, on fresh keys for ``params``, 1:1 at d=128 and 512 and the packed gallery
-    kernel, against numpy: the failures, each naming the case.
+    kernel (with the probe uploaded whole and, on a ``packed-probe`` backend, packed and expanded),
+    against numpy: the failures, each naming the case.
 
     Keys come from the plugin's ``_generate`` hook, past the core's parameter checks, so the
     suite measures what the library computes for any chain, including one the core refuses."""
-    backend = backend_class._generate(params, secrets.token_hex(8), power_of_two_steps(512))
+    steps = set(power_of_two_steps(512)) | set(backend_class.key_steps(params, 32))
+    backend = backend_class._generate(params, secrets.token_hex(8), sorted(steps))
     rng = np.random.default_rng(20261127)
     failures: list[str] = []
 
@@ -107,16 +110,18 @@ def protocol_errors(backend_class: type[FHEBackend], name: str, params: SchemePa
         rows = np.array([p.gallery_row(g) for g in gallery])
         block[:, [s for _, s in slots]] = rows.T
         columns = [backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in encrypt_block(backend, block, 0)]
-        for case in ("random", "largest_spread"):
-            probe_blobs, probe_row, offset = encrypt_probe(backend, p, cases[case][1])
-            probe = [backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in probe_blobs]
+        for case, packed in (("random", False), ("largest_spread", False), ("random", None), ("largest_spread", None)):
+            probe_blobs, probe_row, offset = encrypt_probe(backend, p, cases[case][1], packed=packed)
+            if packed is None and len(probe_blobs) > 1:
+                continue  # the backend does not pack: the whole probe was tested already
+            probe = probe_components(backend, probe_blobs, len(probe_row))
             scored = backend.inner_product(columns, probe)
             result = backend.dump_ciphertext(scored, kind=envelope.RESULT, meta={"block": 0})
             scores = decrypt_scores(backend, result)[1][[s for _, s in slots]] + offset
             want = np.array([p.plaintext(p.prepare(g), p.prepare_probe(cases[case][1])) for g in gallery])
             if DISTANCE_PRESERVING in backend.capabilities:  # each preparation is a fresh encryption
                 want = rows @ probe_row + offset
-            compare(scores, want, f"{metric} gallery d=32 probe {case}")
+            compare(scores, want, f"{metric} gallery d=32 probe {case}{' packed' if packed is None else ''}")
     return failures
 
 

@@ -10,6 +10,7 @@ rescaling can be deferred, and ciphertexts can be dropped to lower levels.
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import secrets
 import shutil
@@ -22,7 +23,7 @@ import numpy as np
 
 from cipherface import CKKSParams, FHEBackend, hookimpl
 from cipherface.backend import galois_element
-from cipherface.capabilities import CT_MULTIPLY, EXACT, LEVELS, ROTATION, SEEDED_ENCRYPTION
+from cipherface.capabilities import CT_MULTIPLY, EXACT, LEVELS, PACKED_PROBE, ROTATION, SEEDED_ENCRYPTION
 from cipherface.errors import EnvelopeError, ParameterError
 from cipherface.params import BFVParams
 from cipherface.plugins import LazyModule
@@ -105,11 +106,17 @@ def _context(params: CKKSParams | BFVParams):
     return context
 
 
+@functools.lru_cache(maxsize=4)
+def _slot_roots(n: int) -> np.ndarray:
+    """3^i mod 2N for each CKKS slot i of SEAL 4 (its slots' order)."""
+    return np.array([pow(3, i, 2 * n) for i in range(n // 2)], dtype=np.int64)
+
+
 class TenSEALBackend(FHEBackend):
     """CKKS on the Microsoft SEAL inside TenSEAL 0.3.18."""
 
     name = "tenseal"
-    capabilities = FHEBackend.capabilities | {SEEDED_ENCRYPTION}
+    capabilities = FHEBackend.capabilities | {SEEDED_ENCRYPTION, PACKED_PROBE}
     thread_safe = True  # SEAL's evaluator, encoder and encryptor are safe to share
 
     def __init__(self, params, key_id, rotation_steps, context, public_key, relin_keys, galois_keys, secret_key):
@@ -123,6 +130,7 @@ class TenSEALBackend(FHEBackend):
         self._evaluator = seal.Evaluator(context)
         self._encryptor = seal.Encryptor(context, public_key)
         self._decryptor = seal.Decryptor(context, secret_key) if secret_key is not None else None
+        self._monomials: dict[tuple[int, int], object] = {}  # (power, depth) -> plaintext, for expansion
         if secret_key is not None:
             self._encryptor.set_secret_key(secret_key)  # for seeded (symmetric) encryption
 
@@ -207,6 +215,38 @@ class TenSEALBackend(FHEBackend):
         return _scratch.dump(
             self._encryptor.encrypt_symmetric(self._encode(values, self._parms_at(depth), self.params.scale))
         )
+
+    def _coefficients(self, coefficients: np.ndarray, parms_id, scale: float):
+        """A plaintext whose polynomial has these coefficients (times ``scale``): SEAL's CKKS slot i
+        is the polynomial at ζ^(3^i), ζ = exp(iπ/N), so its complex encoder given those values
+        makes exactly it."""
+        n = self.params.poly_modulus_degree
+        powers = np.flatnonzero(coefficients)  # a monomial: one column
+        exponents = np.outer(_slot_roots(n), powers) % (2 * n)
+        slots = np.exp(1j * np.pi * exponents / n) @ coefficients[powers]
+        pt = seal.Plaintext()
+        self._encoder.encode(slots.tolist(), parms_id, scale, pt)
+        return pt
+
+    def _encrypt_packed(self, values, depth):
+        plain = self._coefficients(values, self._parms_at(depth), self.params.scale)
+        if self.has_secret_key:
+            return _scratch.dump(self._encryptor.encrypt_symmetric(plain))
+        ct = seal.Ciphertext()
+        self._encryptor.encrypt(plain, ct)
+        return self._serialize(ct)
+
+    def _times_monomial(self, ct, power):
+        depth = self.depth_left(ct)
+        plain = self._monomials.get((power, depth))
+        if plain is None:
+            n = self.params.poly_modulus_degree
+            coefficients = np.zeros(power % n + 1)
+            coefficients[power % n] = 1.0 if power >= 0 else -1.0  # X^-k = -X^(N-k)
+            plain = self._monomials[(power, depth)] = self._coefficients(coefficients, ct.parms_id(), 1.0)
+        out = seal.Ciphertext()
+        self._evaluator.multiply_plain(ct, plain, out)
+        return out
 
     def _decrypt(self, ct):
         pt = seal.Plaintext()
