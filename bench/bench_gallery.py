@@ -129,7 +129,7 @@ def main() -> None:
                 f"{info['file_bytes'] / n:,.0f}",
                 f"{memory / n:,.0f}" if args.resident_blocks is None else f"{args.resident_blocks} blocks resident",
                 f"{peak:.2f}",
-                f"{upload:.1f}",
+                f"{upload:.2f}",
                 f"{download:.2f}",
                 f"{agree}/{args.queries}",
                 f"{ref:.1f} s ({n / ref:,.0f} cmp/s)" if ref else "not run",
@@ -167,8 +167,9 @@ def main() -> None:
         f"## 1:N identification, d={args.dim} (`bench/bench_gallery.py`)\n\n"
         f"Machine: {machine()}. Backend `{args.backend}`, preset n8192-s128, cosine, "
         f"{args.workers} scan processes, {args.queries} queries per size (half noisy copies of enrolled "
-        "identities, half strangers). Query = key owner encrypts the probe (d replicated ciphertexts), matcher "
-        "scans every block, key owner decrypts and ranks. Disk = gallery file (with its public bundle) / N; "
+        "identities, half strangers). Query = key owner encrypts the probe (one packed ciphertext), matcher "
+        "expands it and scans every block, key owner decrypts and ranks. Disk = gallery file (with its public "
+        "bundle) / N; "
         "memory = deserialised blocks / N (or the blocks kept resident, the rest streamed from the store at every "
         "scan); peak RSS = the scanning processes' high-water mark; probe up / scores down = what one query sends to "
         "the matcher and gets back (one encrypted score block per gallery block). Reference = one TenSEAL "

@@ -2,8 +2,9 @@
 of 10M-100M identities, from per-block costs measured by bench/bench_scale.py.
 
 Each block holds 4,088 identities (N=8192: 4,096 slots less 8 canaries). A query scans every
-block once on some core; the probe goes to every worker; one score ciphertext per block goes
-back to the service and on to the key owner, which decrypts and ranks them.
+block once on some core; the probe (one packed ciphertext) goes to every worker, which expands it
+once per query; one score ciphertext per block goes back to the service and on to the key owner,
+which decrypts and ranks them.
 
     python bench/capacity_model.py [--cores-per-node 16] [--ram-gb 128] [--target-s 3]
 """
@@ -17,11 +18,14 @@ from report import table
 
 IDS_PER_BLOCK = 4088
 #: Per-block costs measured here (bench_scale.py, docs/benchmarks.md "scale" sections), by d:
-#: scan core-ms, resident MB, stored MB, probe MB (whole probe), key owner decrypt+rank ms.
+#: scan core-ms, resident MB, stored MB, key owner decrypt+rank ms; and per query: the packed probe
+#: (MB) and its expansion on each worker (s, bench/probe_expansion.py, docs/gallery.md).
 MEASURED = {
-    128: {"scan_ms": 67, "resident_mb": 33.5, "stored_mb": 15.5, "probe_mb": 14.8, "owner_ms": 4.2},
-    512: {"scan_ms": 270, "resident_mb": 134.2, "stored_mb": 63.9, "probe_mb": 59.3, "owner_ms": 4.2},
-}
+    128: {"scan_ms": 67, "resident_mb": 33.5, "stored_mb": 15.5, "owner_ms": 4.2, "probe_mb": 0.115,
+          "expand_s": 0.30},
+    512: {"scan_ms": 270, "resident_mb": 134.2, "stored_mb": 63.9, "owner_ms": 4.2, "probe_mb": 0.116,
+          "expand_s": 1.37},
+}  # fmt: skip
 RESULT_MB = 0.131  # one score ciphertext per block, one prime
 DASK_OVERHEAD = 1.10  # scan on Dask workers / the same cores scanning in process (measured 1.09-1.11x)
 
@@ -33,10 +37,11 @@ def plan(n: int, d: int, cores_per_node: int, ram_gb: float, target_s: float, la
     usable = ram_gb * 0.8  # the rest for the OS, Dask, the worker processes themselves
     nodes_memory = math.ceil(resident_gb / usable)
     scan_core_s = blocks * c["scan_ms"] / 1000 * DASK_OVERHEAD
-    nodes_latency = math.ceil(scan_core_s / target_s / cores_per_node)
+    # every worker expands the probe once, then scans its blocks
+    nodes_latency = math.ceil(scan_core_s / (target_s - c["expand_s"]) / cores_per_node)
     nodes = max(nodes_memory, nodes_latency, 1)
     workers = nodes * cores_per_node
-    scan_s = scan_core_s / workers
+    scan_s = scan_core_s / workers + c["expand_s"]
     probe_gb = workers * c["probe_mb"] / 1000
     results_gb = blocks * RESULT_MB / 1000
     return [
@@ -47,7 +52,7 @@ def plan(n: int, d: int, cores_per_node: int, ram_gb: float, target_s: float, la
         f"{blocks * c['stored_mb'] / 1000:,.0f}",
         f"{nodes} ({'memory' if nodes_memory >= nodes_latency else 'latency'})",
         f"{scan_s:.1f}",
-        f"{probe_gb:.1f} ({probe_gb * 8 / lan_gbps:.1f} s)",
+        f"{probe_gb * 1000:,.0f} ({probe_gb * 8 / lan_gbps:.2f} s)",
         f"{results_gb * 1000:,.0f} ({results_gb * 8 / wan_gbps:.1f} s)",
         f"{blocks * c['owner_ms'] / 1000:.0f}",
     ]
@@ -66,7 +71,7 @@ def main() -> None:
         for d in (128, 512)
         for n in (10_000_000, 100_000_000)
     ]
-    header = ["N", "d", "blocks", "resident GB", "stored GB", "nodes (bound by)", "scan s", "probe out GB (LAN s)",
+    header = ["N", "d", "blocks", "resident GB", "stored GB", "nodes (bound by)", "scan s", "probe out MB (LAN s)",
               "scores back MB (WAN s)", "key owner core-s"]  # fmt: skip
     print(table(header, rows))
 
