@@ -581,6 +581,27 @@ class FHEBackend(ABC):
         pairs = [self._aligned(x, y) for x, y in zip(a, b)]
         return self._inner_product([x for x, _ in pairs], [y for _, y in pairs])
 
+    @final
+    def scan_operand(self, cts: Sequence[Ciphertext]) -> Any:
+        """A block's (or a probe's) component ciphertexts in the form the backend's scan kernel reads
+        (``native-inner-product``), made once when the scan loads a block; else the list itself."""
+        if not cts:
+            raise DimensionError("a scan operand needs at least one ciphertext")
+        self._check_depth(*cts)
+        return self._scan_operand(list(cts))
+
+    @final
+    def scan_inner_product(self, a: Any, b: Any) -> Ciphertext:
+        """:meth:`inner_product` of two scan operands (a block's and the probe's): the backend's native
+        kernel where it has one, the generic path otherwise; the same ciphertext either way."""
+        return self._scan_inner_product(a, b)
+
+    def _scan_operand(self, cts: list[Ciphertext]) -> Any:
+        return cts
+
+    def _scan_inner_product(self, a: Any, b: Any) -> Ciphertext:
+        return self.inner_product(a, b)
+
     def _inner_product(self, a: Sequence[Ciphertext], b: Sequence[Ciphertext]) -> Ciphertext:
         """Portable version on the hooks (operands aligned pair by pair); backends may override
         it with a native loop."""

@@ -15,7 +15,7 @@ from test_gallery import people, plaintext_top1, unit_vectors
 from cipherface import KeyOwner
 from cipherface.backend import power_of_two_steps
 from cipherface.errors import DimensionError
-from cipherface.gallery import encrypt_probe
+from cipherface.gallery import decrypt_scores, encrypt_probe
 from cipherface.identification import Identifier
 
 
@@ -104,3 +104,20 @@ def test_keygen_for_128_values_holds_the_expansion_keys_within_the_bundle_limit(
     assert owner.backend.can_expand(128) and owner.backend.can_expand(129)  # cosine and Euclidean rows
     assert len(owner.public_bundle()) < 64 * 2**20
     assert len(KeyOwner.generate("tenseal").public_bundle()) < 64 * 2**20  # every length: still under
+
+
+def test_the_native_kernel_scores_blocks_exactly_as_seal_does(photo_gallery, monkeypatch):
+    """The TenSEAL backend's compiled scan kernel against SEAL's own products on the same gallery
+    and probe: the same score ciphertexts (decrypted: equal values)."""
+    ident = photo_gallery["ident"]
+    embedding = photo_gallery["emb"][photo_gallery["probes"][0]]
+    probe = encrypt_probe(ident.owner.backend, ident.protocol, embedding)[0]
+    ident.gallery.reload()
+    _, native = ident.gallery.scan(probe)
+    monkeypatch.setenv("CIPHERFACE_NATIVE_KERNEL", "0")  # SEAL's evaluator, product by product
+    ident.gallery.reload()
+    _, generic = ident.gallery.scan(probe)
+    monkeypatch.delenv("CIPHERFACE_NATIVE_KERNEL")
+    ident.gallery.reload()
+    for a, b in zip(native, generic):
+        assert np.array_equal(decrypt_scores(ident.owner.backend, a)[1], decrypt_scores(ident.owner.backend, b)[1])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import signal
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from cipherface import envelope
 from cipherface.backend import Ciphertext, FHEBackend, open_bundle
@@ -34,7 +34,7 @@ class BlockCache:
         self.store = store
         self.backend = backend
         self.resident = resident
-        self._blocks: dict[int, tuple[str | None, list[Ciphertext]]] = {}  # block -> (seal, ciphertexts)
+        self._blocks: dict[int, tuple[str | None, Any]] = {}  # block -> (seal, its scan operand)
         self.width: int = store.meta()["width"]
         self._key: tuple[int, tuple[int, int]] | None = None  # (generation, part) of the last scan
         self._share: list[int] = []  # ... and that scan's blocks
@@ -46,7 +46,7 @@ class BlockCache:
     def scan(self, probe: Sequence[bytes], part: tuple[int, int] = (0, 1)) -> tuple[int, list[bytes]]:
         """The committed generation and one encrypted score ciphertext per block of the share (a
         result blob only the key owner can read), all from that generation."""
-        cts = probe_components(self.backend, probe, self.width)
+        cts = self.backend.scan_operand(probe_components(self.backend, probe, self.width))
         out = []
         with self.store.snapshot():
             generation = self.store.generation()
@@ -62,13 +62,16 @@ class BlockCache:
             for b in self._share:
                 held = self._blocks.get(b)
                 components = held[1] if held is not None else self._read(b)  # streamed
-                result = self.backend.inner_product(components, cts)
+                result = self.backend.scan_inner_product(components, cts)
                 out.append(self.backend.dump_ciphertext(result, kind=envelope.RESULT, meta={"block": b}))
         return generation, out
 
-    def _read(self, block: int) -> list[Ciphertext]:
+    def _read(self, block: int) -> Any:
+        """A block's ciphertexts as the backend's scan kernel reads them (``FHEBackend.scan_operand``)."""
         blobs = self.store.read_block(block)
-        return [self.backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in blobs]
+        return self.backend.scan_operand(
+            [self.backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in blobs]
+        )
 
 
 def _packed(probe: Sequence[bytes], width: int) -> envelope.Envelope | None:

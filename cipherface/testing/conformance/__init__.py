@@ -12,6 +12,7 @@ from cipherface.testing.conformance.distance_preserving import DistancePreservin
 from cipherface.testing.conformance.envelope import EnvelopeTests
 from cipherface.testing.conformance.exact import ExactTests
 from cipherface.testing.conformance.keys import KeyTests
+from cipherface.testing.conformance.native_kernel import NativeKernelTests
 from cipherface.testing.conformance.packed_probe import PackedProbeTests
 from cipherface.testing.conformance.precision import PrecisionTests
 from cipherface.testing.conformance.presets import PresetTests
@@ -27,6 +28,7 @@ _CAPABILITY_CLASSES = (
     PrimitiveTests,
     ProtocolTests,
     PackedProbeTests,
+    NativeKernelTests,
     DistancePreservingTests,
     EnvelopeTests,
     PresetTests,
@@ -49,6 +51,7 @@ __all__ = [
     "EnvelopeTests",
     "ExactTests",
     "KeyTests",
+    "NativeKernelTests",
     "PackedProbeTests",
     "PrecisionTests",
     "PresetTests",

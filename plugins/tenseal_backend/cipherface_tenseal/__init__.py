@@ -23,10 +23,19 @@ import numpy as np
 
 from cipherface import CKKSParams, FHEBackend, hookimpl
 from cipherface.backend import galois_element
-from cipherface.capabilities import CT_MULTIPLY, EXACT, LEVELS, PACKED_PROBE, ROTATION, SEEDED_ENCRYPTION
-from cipherface.errors import EnvelopeError, ParameterError
+from cipherface.capabilities import (
+    CT_MULTIPLY,
+    EXACT,
+    LEVELS,
+    NATIVE_INNER_PRODUCT,
+    PACKED_PROBE,
+    ROTATION,
+    SEEDED_ENCRYPTION,
+)
+from cipherface.errors import CipherfaceError, EnvelopeError, ParameterError
 from cipherface.params import BFVParams
 from cipherface.plugins import LazyModule
+from cipherface_tenseal import kernel
 
 seal = LazyModule("tenseal.sealapi")  # loaded when the backend is first used, not when it is registered
 
@@ -116,7 +125,7 @@ class TenSEALBackend(FHEBackend):
     """CKKS on the Microsoft SEAL inside TenSEAL 0.3.18."""
 
     name = "tenseal"
-    capabilities = FHEBackend.capabilities | {SEEDED_ENCRYPTION, PACKED_PROBE}
+    capabilities = FHEBackend.capabilities | {SEEDED_ENCRYPTION, PACKED_PROBE, NATIVE_INNER_PRODUCT}
     thread_safe = True  # SEAL's evaluator, encoder and encryptor are safe to share
 
     def __init__(self, params, key_id, rotation_steps, context, public_key, relin_keys, galois_keys, secret_key):
@@ -300,6 +309,27 @@ class TenSEALBackend(FHEBackend):
         ev.relinearize_inplace(acc, self._relin_keys)
         self._next_level(acc)
         return acc
+
+    def _scan_operand(self, cts):
+        if kernel.library() is None:
+            return cts
+        moduli = self._context.get_context_data(cts[0].parms_id()).parms().coeff_modulus()
+        made = kernel.operand([_scratch.dump(c) for c in cts], np.array([m.value() for m in moduli], dtype=np.uint64))
+        return cts if made is None else made  # not the kernel's case (e.g. BFV, not in NTT form): SEAL's
+
+    def _scan_inner_product(self, a, b):
+        if not isinstance(a, kernel.Operand) and not isinstance(b, kernel.Operand):
+            return self.inner_product(a, b)
+        lib = kernel.library()
+        raw = (
+            kernel.inner_product(lib, a, b) if isinstance(a, kernel.Operand) and isinstance(b, kernel.Operand) else None
+        )
+        if raw is None:
+            raise CipherfaceError("the probe's ciphertexts do not match the block's (level, scale or count)")
+        ct = _scratch.load(seal.Ciphertext(), self._context, raw)
+        self._evaluator.relinearize_inplace(ct, self._relin_keys)
+        self._next_level(ct)
+        return ct
 
     def _relinearize(self, a):
         out = seal.Ciphertext()
