@@ -10,6 +10,7 @@ on the sizes where it finishes in reasonable time.
 
     python bench/bench_gallery.py [--sizes 1000,10000,100000,1000000] [--dim 128]
                                   [--workers 2] [--queries 20] [--reference-sizes 1000,10000]
+                                  [--layouts last-prime,two-primes]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import tenseal as ts
 from report import DOC, machine, peak_rss_gb, table, write_section
 
 from cipherface.gallery import encrypt_probe
+from cipherface.gallery import layout as layouts
 from cipherface.identification import Identifier
 
 
@@ -67,6 +69,9 @@ def grown(ident: Identifier, vectors: np.ndarray, sizes: list[int]) -> Iterator[
         yield n, rate
 
 
+LAYOUTS = {"last-prime": layouts.LAST_PRIME, "two-primes": layouts.TWO_PRIMES}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
@@ -78,25 +83,82 @@ def main() -> None:
     )
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--reference-sizes", default="1000,10000")
+    parser.add_argument(
+        "--layouts", default="last-prime,two-primes", help="gallery layouts to measure, each its own gallery"
+    )
     parser.add_argument("--section", default=None, help="docs/benchmarks.md section (default gallery-dD)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     ref_sizes = {int(s) for s in args.reference_sizes.split(",") if s}
-    rng = np.random.default_rng(2026)
-    vectors = unit_rows(rng, max(sizes), args.dim)
+    vectors = unit_rows(np.random.default_rng(2026), max(sizes), args.dim)
+    rows, plot, refs = [], {}, {}
+    for name in args.layouts.split(","):
+        plot[name] = measure(args, LAYOUTS[name], vectors, sizes, ref_sizes, refs, rows)
+    md = table(
+        [
+            "layout",
+            "N",
+            "query p50 s",
+            "query p95 s",
+            "scan s (median)",
+            "scan cmp/s",
+            "enrol id/s",
+            "disk B/id",
+            "memory B/id",
+            "scan peak RSS GB",
+            "probe up MB",
+            "scores down MB",
+            "top-1 + decision = plaintext",
+            "reference per-pair query",
+        ],
+        rows,
+    )
+    section = args.section or f"gallery-d{args.dim}"
+    png = DOC.parent / f"{section}.png"
+    _plot(plot, refs, png, args.dim)
+    text = (
+        f"## 1:N identification, d={args.dim} (`bench/bench_gallery.py`)\n\n"
+        f"Machine: {machine()}. Backend `{args.backend}`, preset n8192-s128, cosine, "
+        f"{args.workers} scan processes, {args.queries} queries per size (half noisy copies of enrolled "
+        "identities, half strangers), one gallery per layout (docs/gallery.md: blocks at the last prime, or at two "
+        "primes as before), in the same run. Query = key owner encrypts the probe (one packed ciphertext), matcher "
+        "expands it and scans every block, key owner decrypts and ranks. Disk = gallery file (with its public "
+        "bundle) / N; "
+        "memory = deserialised blocks / N (or the blocks kept resident, the rest streamed from the store at every "
+        "scan); peak RSS = the scanning processes' high-water mark; probe up / scores down = what one query sends to "
+        "the matcher and gets back (one encrypted score block per gallery block). Reference = one TenSEAL "
+        "`ckks_vector` per identity, `(g-p).dot(g-p)` per pair, one query, same run.\n\n"
+        + md
+        + f"\n\n![scan time against gallery size]({png.name})\n"
+    )
+    if not args.no_write:
+        write_section(section, text)
+    print(text)
+
+
+def measure(args, layout: int, vectors, sizes, ref_sizes, refs, rows) -> dict[str, list]:
+    """Grow one gallery of ``layout`` through ``sizes``, appending a table row per size."""
+    rng = np.random.default_rng(2027)  # the same queries for every layout
     workdir = Path(tempfile.mkdtemp(prefix="cipherface-bench-"))
-    rows, plot = [], {"n": [], "scan": [], "ref": []}
+    plot = {"n": [], "scan": []}
     try:
         ident = Identifier.open(
-            workdir / "g.db", workdir / "keys", create=True, backend=args.backend, metric="cosine", dim=args.dim
+            workdir / "g.db",
+            workdir / "keys",
+            create=True,
+            backend=args.backend,
+            metric="cosine",
+            dim=args.dim,
+            layout=layout,
         )
         ident.gallery.bound_memory(args.resident_blocks)
         cutoff = ident.protocol.cutoff(0.07)
+        primes = 1 if ident.layout == layouts.LAST_PRIME else 2
         for n, enrol_rate in grown(ident, vectors, sizes):
             info = ident.gallery.info()
             blocks, width = info["blocks"], info["width"]
-            memory = blocks * width * 2 * 8192 * 2 * 8  # resident: 2 polynomials x 2 primes x N x 8 bytes
+            memory = blocks * width * 2 * 8192 * primes * 8  # resident: 2 polynomials x primes x N x 8 bytes
             ident.identify(vectors[0], workers=args.workers)  # warm-up: workers load this state
             # what one query moves: the probe up, the encrypted score blocks down
             probe_blobs, _, _ = encrypt_probe(ident.owner.backend, ident.protocol, vectors[0])
@@ -118,8 +180,11 @@ def main() -> None:
             scan = float(np.median(scans))
             pool = ident.gallery._pool  # the gallery's own scan processes (workers > 1)
             peak = peak_rss_gb(pool.pids() if pool is not None else [os.getpid()])
-            ref = reference_query_seconds(vectors[:n], vectors[0]) if n in ref_sizes else None
+            if n in ref_sizes and n not in refs:
+                refs[n] = reference_query_seconds(vectors[:n], vectors[0])
+            ref = refs.get(n)
             row = [
+                layouts.NAMES[ident.layout],
                 f"{n:,}",
                 f"{np.percentile(latencies, 50):.2f}",
                 f"{np.percentile(latencies, 95):.2f}",
@@ -137,64 +202,28 @@ def main() -> None:
             rows.append(row)
             plot["n"].append(n)
             plot["scan"].append(scan)
-            plot["ref"].append(ref)
             print(" | ".join(row), flush=True)
         ident.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    md = table(
-        [
-            "N",
-            "query p50 s",
-            "query p95 s",
-            "scan s (median)",
-            "scan cmp/s",
-            "enrol id/s",
-            "disk B/id",
-            "memory B/id",
-            "scan peak RSS GB",
-            "probe up MB",
-            "scores down MB",
-            "top-1 + decision = plaintext",
-            "reference per-pair query",
-        ],
-        rows,
-    )
-    section = args.section or f"gallery-d{args.dim}"
-    png = DOC.parent / f"{section}.png"
-    _plot(plot, png, args.dim)
-    text = (
-        f"## 1:N identification, d={args.dim} (`bench/bench_gallery.py`)\n\n"
-        f"Machine: {machine()}. Backend `{args.backend}`, preset n8192-s128, cosine, "
-        f"{args.workers} scan processes, {args.queries} queries per size (half noisy copies of enrolled "
-        "identities, half strangers). Query = key owner encrypts the probe (one packed ciphertext), matcher "
-        "expands it and scans every block, key owner decrypts and ranks. Disk = gallery file (with its public "
-        "bundle) / N; "
-        "memory = deserialised blocks / N (or the blocks kept resident, the rest streamed from the store at every "
-        "scan); peak RSS = the scanning processes' high-water mark; probe up / scores down = what one query sends to "
-        "the matcher and gets back (one encrypted score block per gallery block). Reference = one TenSEAL "
-        "`ckks_vector` per identity, `(g-p).dot(g-p)` per pair, one query, same run.\n\n"
-        + md
-        + f"\n\n![scan time against gallery size]({png.name})\n"
-    )
-    if not args.no_write:
-        write_section(section, text)
-    print(text)
+    return plot
 
 
-def _plot(data, png: Path, dim: int) -> None:
+def _plot(data, refs, png: Path, dim: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.loglog(data["n"], data["scan"], "o-", label="cipherface packed gallery (encrypted scan)")
-    ref = [(n, r) for n, r in zip(data["n"], data["ref"]) if r]
+    for name, series in data.items():
+        ax.loglog(series["n"], series["scan"], "o-", label=f"cipherface packed gallery, {name} (encrypted scan)")
+    ref = sorted(refs.items())
     if ref:
         ax.loglog(*zip(*ref), "s--", label="reference: one ckks_vector per identity")
         rate = ref[-1][0] / ref[-1][1]
-        ax.loglog(data["n"], [n / rate for n in data["n"]], ":", color="gray", label="reference, extrapolated")
+        sizes = sorted({n for series in data.values() for n in series["n"]})
+        ax.loglog(sizes, [n / rate for n in sizes], ":", color="gray", label="reference, extrapolated")
     ax.set(xlabel="identities in the gallery", ylabel="seconds per query scan", title=f"1:N encrypted search, d={dim}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()

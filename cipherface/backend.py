@@ -22,6 +22,7 @@ from cipherface.capabilities import (
     APPROXIMATE,
     CT_MULTIPLY,
     DISTANCE_PRESERVING,
+    LAST_PRIME,
     LEVELS,
     PACKED_PROBE,
     PROBE_IN_CLEAR,
@@ -411,6 +412,53 @@ class FHEBackend(ABC):
         the ``packed-probe`` capability's matcher hook."""
         raise NotImplementedError(f"backend {self.name!r} declares no {PACKED_PROBE!r}")
 
+    # -------------------------------------------------------------- last prime
+    @property
+    def last_prime_scale(self) -> float | None:
+        """The scale of both operands of a product at the first prime alone (``last-prime``), or None
+        where the backend or its parameter set has none (``CKKSParams.last_prime_scale_bits``)."""
+        bits = getattr(self.params, "last_prime_scale_bits", None) if LAST_PRIME in self.capabilities else None
+        return None if bits is None else float(2**bits)
+
+    @final
+    def encrypt_last_prime_blob(
+        self, values: Values, *, kind: str = envelope.CIPHERTEXT, meta: Mapping[str, Any] | None = None
+    ) -> bytes:
+        """Encrypt at the first prime alone, at :attr:`last_prime_scale` (seeded where the backend can),
+        and serialise: an operand of products that are not rescaled (the last-prime gallery's blocks)."""
+        scale = self._required_last_prime()
+        return self._pack_ciphertext(kind, self._encrypt_last_prime(self._check_values(values), scale), 0, meta)
+
+    @final
+    def to_last_prime(self, ct: Ciphertext) -> Ciphertext:
+        """``ct`` (one level left or more) at the first prime alone and :attr:`last_prime_scale`, its
+        values unchanged: a public operation (the matcher brings the probe to a last-prime block)."""
+        scale = self._required_last_prime()
+        if self.depth_left(ct) == 0:
+            if np.isclose(self._scale(ct), scale, rtol=1e-9):
+                return ct
+            raise CipherfaceError("a ciphertext at the last prime with another scale cannot be brought to it")
+        return self._to_last_prime(self.drop_to_depth(ct, 1), scale)
+
+    def _required_last_prime(self) -> float:
+        scale = self.last_prime_scale
+        if scale is None:
+            raise CipherfaceError(
+                f"backend {self.name!r} with {self.params.to_dict()} has no {LAST_PRIME!r} products "
+                "(the capability, and a first prime large enough: CKKSParams.last_prime_scale_bits)"
+            )
+        return scale
+
+    def _encrypt_last_prime(self, values: np.ndarray, scale: float) -> bytes:
+        """``values`` at depth 0 and ``scale``, encrypted and serialised (seeded where the backend can):
+        the ``last-prime`` capability's key-owner hook."""
+        raise NotImplementedError(f"backend {self.name!r} declares no {LAST_PRIME!r}")
+
+    def _to_last_prime(self, ct: Ciphertext, scale: float) -> Ciphertext:
+        """``ct`` (depth 1) times a constant 1 encoded so that the rescale leaves ``scale``: the
+        ``last-prime`` capability's matcher hook."""
+        raise NotImplementedError(f"backend {self.name!r} declares no {LAST_PRIME!r}")
+
     @final
     def visible(self, ct: Ciphertext) -> np.ndarray | None:
         """What anyone holding this ciphertext (the matcher) reads from it without the secret key:
@@ -574,10 +622,11 @@ class FHEBackend(ABC):
     @final
     def inner_product(self, a: Sequence[Ciphertext], b: Sequence[Ciphertext]) -> Ciphertext:
         """Slot-wise Σᵢ aᵢ·bᵢ with one relinearisation and one rescale: the packed-gallery kernel
-        (``a``: d gallery ciphertexts, ``b``: d replicated probe ciphertexts)."""
+        (``a``: d gallery ciphertexts, ``b``: d replicated probe ciphertexts). Operands at the first
+        prime alone (``last-prime``) are not rescaled: the result keeps the product of the scales."""
         if len(a) != len(b) or not a:
             raise DimensionError(f"inner product needs two equally long, non-empty lists, got {len(a)} and {len(b)}")
-        self._check_depth(*a, *b)
+        self._check_product_depth(*a, *b)
         pairs = [self._aligned(x, y) for x, y in zip(a, b)]
         return self._inner_product([x for x, _ in pairs], [y for _, y in pairs])
 
@@ -587,7 +636,7 @@ class FHEBackend(ABC):
         (``native-inner-product``), made once when the scan loads a block; else the list itself."""
         if not cts:
             raise DimensionError("a scan operand needs at least one ciphertext")
-        self._check_depth(*cts)
+        self._check_product_depth(*cts)
         return self._scan_operand(list(cts))
 
     @final
@@ -609,7 +658,8 @@ class FHEBackend(ABC):
         for x, y in zip(a, b):
             prod = self._multiply(x, y, False, False)
             acc = prod if acc is None else self._add(acc, prod)
-        return self._rescale(self._relinearize(acc))
+        acc = self._relinearize(acc)
+        return self._rescale(acc) if self.depth_left(acc) else acc
 
     @final
     def rescale(self, a: Ciphertext) -> Ciphertext:
@@ -640,6 +690,12 @@ class FHEBackend(ABC):
     def _scale(self, ct: Ciphertext) -> float:
         """The CKKS scale a ciphertext carries (a ``scale`` attribute unless a backend says otherwise)."""
         return float(ct.scale)
+
+    def _check_product_depth(self, *cts: Ciphertext) -> None:
+        """Operands of an inner product: a level left each, or all at the last prime and its scale."""
+        scale = self.last_prime_scale
+        if scale is None or any(self.depth_left(c) or not np.isclose(self._scale(c), scale, rtol=1e-9) for c in cts):
+            self._check_depth(*cts)
 
     def _check_depth(self, *cts: Ciphertext) -> None:
         if min(self.depth_left(ct) for ct in cts) < 1:

@@ -34,6 +34,12 @@ SEEDED_ENCRYPTION = "seeded-encryption"
 #: key set without the expansion's Galois keys, uploads the components.
 PACKED_PROBE = "packed-probe"
 
+#: Products at the first prime alone, without a rescale (``FHEBackend.encrypt_last_prime_blob``,
+#: ``FHEBackend.to_last_prime``; ``inner_product`` of such operands keeps the product of their
+#: scales): the packed gallery's last-prime layout stores blocks at one prime, half the bytes and
+#: half the scan's work of a product that is rescaled. A backend without it stores blocks at two.
+LAST_PRIME = "last-prime"
+
 #: Products of an encrypted vector with one in the clear only (partially homomorphic, e.g. Paillier):
 #: the probe goes to the matcher in the clear and every protocol computes
 #: Enc(reference row) · clear probe row. A disclosure: the CLI asks for ``--matcher-sees-probe``.
@@ -55,6 +61,7 @@ ALL = (
     NATIVE_INNER_PRODUCT,
     SEEDED_ENCRYPTION,
     PACKED_PROBE,
+    LAST_PRIME,
     PROBE_IN_CLEAR,
     DISTANCE_PRESERVING,
 )

@@ -20,8 +20,16 @@ import numpy as np
 from tqdm import tqdm
 
 from cipherface.capabilities import protocol_for
-from cipherface.errors import GalleryError, IntegrityError, StaleBlockError, StaleScanError, WriteConflictError
+from cipherface.errors import (
+    GalleryError,
+    IntegrityError,
+    RangeError,
+    StaleBlockError,
+    StaleScanError,
+    WriteConflictError,
+)
 from cipherface.gallery import Directory, EncryptedGallery, decrypt_scores, encrypt_probe
+from cipherface.gallery import layout as layouts
 from cipherface.gallery.custody import CANARIES_PER_BLOCK, Custody, Rewrite
 from cipherface.gallery.directory import BlockVersion
 from cipherface.gallery.encrypted_gallery import Galleries, GalleryState, LocalGalleries, new_ids
@@ -119,6 +127,7 @@ class Identifier:
             gallery_id=gallery.gallery_id,
             canaries=gallery.canaries,
             dim=gallery.dim,
+            layout=layouts.checked(directory.layout(gallery.gallery_id), owner.backend),
         )
         self._reconcile()
 
@@ -134,13 +143,17 @@ class Identifier:
         dim: int = 128,
         embedder: dict[str, Any] | None = None,
         matcher: Galleries | None = None,
+        layout: int | None = None,
     ) -> Identifier:
         """Open a gallery with the key owner's folder; with ``create``, make both when absent.
         ``embedder`` (``Embedder.describe()``) is recorded in a new gallery's signed settings.
+        ``layout``: how a new gallery's blocks are stored (``layout.py``; default: the last prime
+        where the backend can).
         ``matcher``: where the galleries are (default: files here; a ``RemoteMatcher`` for a service,
         then ``gallery_path`` is the gallery's name there)."""
         where = matcher or LocalGalleries()
         key_dir = Path(key_dir)
+        created = None
         if not where.exists(gallery_path):
             if not create:
                 raise GalleryError(f"no gallery at {gallery_path}")
@@ -155,6 +168,7 @@ class Identifier:
             meta = EncryptedGallery.new_meta(
                 bundle, metric, dim, canaries=CANARIES_PER_BLOCK, sign=sign, embedder=embedder
             )
+            created = layouts.checked(layouts.best(owner.backend) if layout is None else layout, owner.backend)
             gallery = where.create(gallery_path, bundle, meta)
             if embedder is not None:  # the key owner's own record beside the gallery's signed one
                 record = key_dir / EMBEDDER_FILE
@@ -169,7 +183,10 @@ class Identifier:
                 gallery.close()
                 raise
         try:
-            return cls(owner, gallery, Directory(key_dir / DIRECTORY_FILE))
+            directory = Directory(key_dir / DIRECTORY_FILE)
+            if created is not None:
+                directory.set_layout(gallery.gallery_id, created)
+            return cls(owner, gallery, directory)
         except BaseException:
             gallery.close()
             raise
@@ -244,7 +261,7 @@ class Identifier:
         self.check_model(made_by)
         if len(names) != len(embeddings):
             raise GalleryError(f"{len(names)} names for {len(embeddings)} embeddings")
-        limit = self.owner.backend.params.result_limit
+        limit = self.custody.limit
         rows = []
         for e in embeddings:
             if np.asarray(e).shape != (self.gallery.dim,):
@@ -299,16 +316,16 @@ class Identifier:
             rewrites = {b: self.custody.rewrite(b, stored.get(b), clear=clear) for b, clear in by_block.items()}
             return Change(rewrites, remove=[i for clear in by_block.values() for i in clear.values()])
 
-        removed = self._write(cleared, added=())
+        removed = len(self._write(cleared, added=()).remove)
         if not removed:
             raise GalleryError(f"{name!r} is not enrolled in this gallery")
         return removed
 
-    def _write(self, plan: Callable[[GalleryState], Change], added: Iterable[tuple[str, str]]) -> int:
+    def _write(self, plan: Callable[[GalleryState], Change], added: Iterable[tuple[str, str]]) -> Change:
         """One change of the gallery, as the key owner plans it from the state it reads: the blocks
         it rewrites, committed by the matcher only if nobody changed them meanwhile (else planned
-        again), with the directory written in two phases around the commit. Returns how many
-        identities it removed."""
+        again), with the directory written in two phases around the commit. Returns the change
+        committed (an empty one is not sent)."""
         added = list(added)
         new = [i for i, _ in added]
         attempt, deadline = 0, time.monotonic() + WRITE_PATIENCE
@@ -325,6 +342,8 @@ class Identifier:
                 if self._moved_since(state):
                     continue
                 raise
+            if not (change.rewrites or change.add or change.remove):
+                return change
             versions = [r.version for r in change.rewrites.values()]
             writes = {b: r.write for b, r in change.rewrites.items()}
             self.directory.begin(self.gallery.gallery_id, added, change.remove, versions)
@@ -340,7 +359,7 @@ class Identifier:
                 raise
             self.directory.end(self.gallery.gallery_id, new, change.remove, versions, committed)
             if committed:
-                return len(change.remove)
+                return change
         raise WriteConflictError(
             f"other writers changed these blocks during each of {attempt} attempts over {WRITE_PATIENCE:.0f} s"
         )
@@ -356,6 +375,51 @@ class Identifier:
                 raise StaleScanError("the gallery changed during verification: run it again")
             self.custody.check_block(block, stored, versions[block])
         return {"blocks": len(versions), "identities": self.gallery.count()}
+
+    @property
+    def layout(self) -> int:
+        """The layout this key owner writes the gallery's blocks in (``cipherface.gallery.layout``)."""
+        return self.custody.layout
+
+    def block_layouts(self) -> dict[int, int]:
+        """How many blocks of the gallery are stored in each layout now."""
+        state, _ = self.checked_state()
+        counts: dict[int, int] = {}
+        for block in sorted(state.seals):  # one at a time: a block is megabytes
+            stored = self.gallery.read_blocks([block]).get(block)
+            if stored is not None:
+                kind = layouts.of_block(self.owner.backend, stored.blobs)
+                counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+    def migrate(self, layout: int = layouts.LAST_PRIME, progress: bool = False) -> dict[str, int]:
+        """Store every block in ``layout``: the key owner decrypts each block of another layout and
+        re-encrypts it (fresh canaries, a new version), one commit per block. The layout is recorded
+        first, so enrolments meanwhile write it and probes are checked against its limit; scans
+        stay correct throughout (each block is scanned at its own level). Interrupted: run again.
+        A block holding an embedding too large for the layout is refused with ``RangeError`` and
+        stays as it was."""
+        layout = layouts.checked(layout, self.owner.backend)
+        self.directory.set_layout(self.gallery.gallery_id, layout)
+        self.custody.layout, self.custody.limit = layout, layouts.result_limit(layout, self.owner.backend)
+        state, _ = self.checked_state()
+        rewritten = 0
+        for block in tqdm(sorted(state.seals), desc="migrating", unit="block", disable=not progress):
+
+            def relaid(state: GalleryState, block: int = block) -> Change:
+                stored = self.gallery.read_blocks([block]).get(block)
+                if stored is None or layouts.of_block(self.owner.backend, stored.blobs) == layout:
+                    return Change({})
+                try:
+                    return Change({block: self.custody.rewrite(block, stored)})
+                except RangeError as exc:
+                    raise RangeError(
+                        f"block {block} holds an identity whose results exceed {layouts.NAMES[layout]}'s limit, so "
+                        f"it stays as it is ({exc})"
+                    ) from None
+
+            rewritten += len(self._write(relaid, added=()).rewrites)
+        return {"blocks": len(state.seals), "rewritten": rewritten, "layout": layout}
 
     def ids_of(self, name: str) -> list[str]:
         """The opaque ids of a name's templates in this gallery."""
@@ -388,7 +452,7 @@ class Identifier:
         threshold = checked_threshold(self.default_threshold() if threshold is None else threshold)
         watch = Stopwatch()
         with watch("encrypt_probe"):  # key owner
-            probe, row, offset = encrypt_probe(self.owner.backend, self.protocol, embedding)
+            probe, row, offset = encrypt_probe(self.owner.backend, self.protocol, embedding, limit=self.custody.limit)
         return self.identify_encrypted(
             probe, row, offset, top_k=top_k, threshold=threshold, workers=workers, watch=watch
         )
@@ -431,7 +495,7 @@ class Identifier:
                 scores = self.custody.check_scores(block, scores, versions[block], list(occupied), row)
                 people = [(s, i) for s, i in occupied.items() if s not in versions[block].canaries]
                 found = scores[[s for s, _ in people]] + offset
-                self.protocol.check_values(found, self.owner.backend.params.result_limit, f"scores of block {block}")
+                self.protocol.check_values(found, self.custody.limit, f"scores of block {block}")
                 values.append(found)
                 ids += [i for _, i in people]
             if seen != set(versions):

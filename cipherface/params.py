@@ -28,6 +28,12 @@ MAX_PRIME_BITS = 60
 #: Bits the first prime must hold above the scale: results up to 2^(bits-2) with a
 #: factor-2 margin (cosine needs 2, Euclidean 4·norm²; the key owner checks each input).
 MIN_HEADROOM_BITS = 10
+#: Bits a product at the first prime alone keeps above its scale (results up to 2^(bits-2)):
+#: Euclidean distances of unit-norm embeddings reach 4, cosine 2.
+LAST_PRIME_HEADROOM_BITS = 6
+#: The smallest operand scale of such a product: at 2^24 SEAL's fresh-encryption noise is ~2e-5
+#: per slot at N=8192, near the tolerance the key owner checks scores against.
+MIN_LAST_PRIME_SCALE_BITS = 24
 
 
 def _security_problems(n: int, bits: tuple[int, ...], level: int) -> list[str]:
@@ -208,6 +214,24 @@ class CKKSParams(SchemeParams):
     def result_limit(self) -> float:
         """Largest magnitude the key owner lets a result reach: half the wrap-around point."""
         return self.max_abs_result / 2
+
+    @property
+    def last_prime_scale_bits(self) -> int | None:
+        """The scale (bits) of both operands of a product made at the first prime alone, without a
+        rescale (the packed gallery's last-prime layout): as large as the product of the two, with
+        ``LAST_PRIME_HEADROOM_BITS`` above it, fits in that prime; None when that leaves less than
+        ``MIN_LAST_PRIME_SCALE_BITS`` (the encryption noise would reach the results' tolerance)."""
+        bits = min(self.scale_bits, (self.coeff_mod_bit_sizes[0] - LAST_PRIME_HEADROOM_BITS) // 2)
+        return bits if bits >= MIN_LAST_PRIME_SCALE_BITS else None
+
+    @property
+    def last_prime_result_limit(self) -> float:
+        """:attr:`result_limit` of a product at the first prime alone (both operands at
+        :attr:`last_prime_scale_bits`): half its wrap-around point."""
+        bits = self.last_prime_scale_bits
+        if bits is None:
+            raise ParameterError(f"{list(self.coeff_mod_bit_sizes)}: the first prime holds no last-prime product")
+        return float(2 ** (self.coeff_mod_bit_sizes[0] - 2 * bits - 2))
 
     @property
     def fingerprint(self) -> str:

@@ -26,7 +26,11 @@ from cipherface.cli.options import (
     threshold_option,
 )
 from cipherface.errors import CipherfaceError, IntegrityError
+from cipherface.gallery import layout as layouts
 from cipherface.identification import Identifier, default_key_dir
+
+#: ``gallery migrate --layout`` names.
+LAYOUT_CHOICES = {"last-prime": layouts.LAST_PRIME, "two-primes": layouts.TWO_PRIMES}
 
 gallery_option = click.option(
     "--gallery",
@@ -233,6 +237,7 @@ def identify(
         return
     probe = probes[0][1] if npy else embedder.represent(probes[0][1])[0].embedding
     with Identifier.open(gallery, **opened) as ident:
+        hint_layout(ident, gallery)
         result = ident.identify(probe, top_k=top_k, threshold=threshold, workers=workers, made_by=made)
         count = ident.gallery.count()
     out = {**result.to_dict(), "gallery_size": count}
@@ -349,6 +354,44 @@ def gallery_verify(path, key, matcher, token, ca_file, as_json) -> None:
         emit_json(report)
         return
     click.echo(f"ok: {report['blocks']} block(s), {report['identities']} identities, every seal and canary checked")
+
+
+@gallery_group.command("migrate")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option(
+    "--layout",
+    type=click.Choice(sorted(LAYOUT_CHOICES)),
+    default="last-prime",
+    show_default=True,
+    help="How blocks are stored: at the last prime (half the bytes and scan work; where the backend can) "
+    "or at two primes (every backend; results up to the parameter set's larger limit).",
+)
+@key_option
+@matcher_options
+@json_option
+def gallery_migrate(path, layout, key, matcher, token, ca_file, as_json) -> None:
+    """Rewrite the gallery's blocks in another layout (the key owner decrypts and re-encrypts each
+    block, one commit per block; interrupted, run it again; queries stay correct meanwhile)."""
+    with open_identifier(path, key, matcher, token, ca_file) as ident:
+        report = ident.migrate(LAYOUT_CHOICES[layout], progress=not as_json)
+    if as_json:
+        emit_json(report)
+        return
+    click.echo(
+        f"ok: {report['rewritten']} of {report['blocks']} block(s) rewritten; every block is now stored at "
+        f"{layouts.NAMES[report['layout']]}"
+    )
+
+
+def hint_layout(ident: Identifier, gallery: str) -> None:
+    """Say on stderr when a gallery is stored in an older layout than its backend allows."""
+    if ident.layout != layouts.best(ident.owner.backend):
+        click.echo(
+            f"note: gallery {gallery} stores its blocks at {layouts.NAMES[ident.layout]}; `cipherface gallery "
+            f"migrate {gallery}` stores them at {layouts.NAMES[layouts.best(ident.owner.backend)]} (half the bytes "
+            "and scan time)",
+            err=True,
+        )
 
 
 @gallery_group.command("remove")

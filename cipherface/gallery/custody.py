@@ -21,6 +21,7 @@ import numpy as np
 
 from cipherface.backend import FHEBackend
 from cipherface.errors import IntegrityError, StaleBlockError, WriteConflictError
+from cipherface.gallery import layout as layouts
 from cipherface.gallery.directory import BlockVersion, Directory
 from cipherface.gallery.encrypted_gallery import BlockWrite, GalleryState, StoredBlock, new_ids
 from cipherface.gallery.packing import EncryptionPool, decrypt_block, encrypt_block
@@ -51,6 +52,7 @@ class Custody:
         gallery_id: str,
         canaries: int,
         dim: int,
+        layout: int = layouts.TWO_PRIMES,
     ) -> None:
         self.backend = backend
         self.protocol = protocol
@@ -58,6 +60,9 @@ class Custody:
         self.gallery_id = gallery_id
         self.canaries = canaries
         self.dim = dim
+        #: The layout blocks are written in (``layout.py``) and the largest score it holds.
+        self.layout = layout
+        self.limit = layouts.result_limit(layout, backend)
         self._templates: dict[tuple[int, str], np.ndarray] = {}
         #: Worker processes encrypting blocks on every core (set for large enrolments), or None.
         self.pool: EncryptionPool | None = None
@@ -115,6 +120,9 @@ class Custody:
             canaries = self._accepted(block, seal.version, seal.nonce).canaries
             columns = decrypt_block(self.backend, stored.blobs)
             version, slots = seal.version + 1, dict(stored.slots)
+            if layouts.of_block(self.backend, stored.blobs) != self.layout:  # its rows must fit this layout
+                for slot in set(slots) - set(canaries) - set(clear):
+                    self.protocol.check_input(columns[: self.dim, slot], self.limit)
         for slot, ident in clear.items():
             if slots.get(slot) != ident or slot in canaries:
                 raise WriteConflictError(f"block {block} slot {slot} no longer holds {ident}")
@@ -127,7 +135,10 @@ class Custody:
             columns[:, slot] = row
         nonce = new_nonce()
         columns[:, list(canaries)] = self._canary_rows(block, nonce).T
-        blobs = self.pool.encrypt_block(columns, block) if self.pool else encrypt_block(self.backend, columns, block)
+        if self.pool:
+            blobs = self.pool.encrypt_block(columns, block, self.layout)
+        else:
+            blobs = encrypt_block(self.backend, columns, block, self.layout)
         seal = make_seal(self.key, self.gallery_id, block, version, nonce, blobs, slots)
         return Rewrite(
             BlockWrite(blobs, seal.to_text(), stored.seal if stored else None),

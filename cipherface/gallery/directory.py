@@ -1,4 +1,4 @@
-"""The key owner's records, kept on-prem beside the secret key: names and block versions.
+"""The key owner's records, kept on-prem beside the secret key: names, block versions, layouts.
 
 ``names`` maps the opaque ids in a gallery to people; ``versions`` remembers which version
 (and canary nonce and canary slots) of each block the key owner last wrote, so a block the
@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS versions (
     gallery TEXT NOT NULL, block INTEGER NOT NULL, version INTEGER NOT NULL, nonce TEXT NOT NULL,
     canaries TEXT NOT NULL, state TEXT NOT NULL, pid INTEGER,
     PRIMARY KEY (gallery, block, nonce));
+CREATE TABLE IF NOT EXISTS layouts (gallery TEXT PRIMARY KEY, layout INTEGER NOT NULL);
 """
 
 
@@ -102,6 +103,20 @@ class Directory:
         return self._conn.execute(
             "SELECT COUNT(*) FROM names WHERE gallery = ? AND state != 'current'", (gallery,)
         ).fetchone()[0]
+
+    # --------------------------------------------------------------- layouts
+    def layout(self, gallery: str) -> int:
+        """The layout the key owner writes this gallery's blocks in (``layout.py``); 1 for a gallery
+        made before layouts were recorded."""
+        row = self._conn.execute("SELECT layout FROM layouts WHERE gallery = ?", (gallery,)).fetchone()
+        return 1 if row is None else int(row[0])
+
+    def set_layout(self, gallery: str, layout: int) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO layouts VALUES (?, ?) ON CONFLICT (gallery) DO UPDATE SET layout = excluded.layout",
+                (gallery, layout),
+            )
 
     # -------------------------------------------------------------- versions
     def versions(self, gallery: str) -> tuple[dict[int, BlockVersion], dict[int, dict[tuple[int, str], BlockVersion]]]:

@@ -1,11 +1,11 @@
 """Column-major packing: slot j of component ciphertext i of a block holds component i of identity j.
 
 A block of ``slot_count`` identities is scored with d ciphertext products against d replicated
-probe ciphertexts (component i in every slot), one relinearisation and one rescale, and no
-rotation. The key owner uploads the probe as one packed ciphertext that the matcher expands into
-those d (``packed-probe`` backends whose key set holds the expansion's Galois keys: about 115 KB
-instead of d x 115 KB), or else as the d ciphertexts themselves. These functions run on the key
-owner's side.
+probe ciphertexts (component i in every slot), one relinearisation, one rescale (none for a block
+at the last prime, ``layout.py``) and no rotation. The key owner uploads the probe as one
+packed ciphertext that the matcher expands into those d (``packed-probe`` backends whose key set
+holds the expansion's Galois keys: about 115 KB instead of d x 115 KB), or else as the d
+ciphertexts themselves. These functions run on the key owner's side.
 """
 
 from __future__ import annotations
@@ -19,24 +19,41 @@ import numpy as np
 from cipherface import envelope
 from cipherface.backend import FHEBackend
 from cipherface.errors import IntegrityError
+from cipherface.gallery import layout as layouts
 from cipherface.protocols.base import DistanceProtocol
 
-#: Gallery and probe ciphertexts are stored with exactly the one level the scan consumes.
+#: Probe ciphertexts are sent with the one level the scan consumes (the matcher brings them down to
+#: the last prime for blocks stored there).
 STORAGE_DEPTH = 1
 
 
 def encrypt_probe(
-    backend: FHEBackend, protocol: DistanceProtocol, embedding: np.ndarray, *, packed: bool | None = None
+    backend: FHEBackend,
+    protocol: DistanceProtocol,
+    embedding: np.ndarray,
+    *,
+    packed: bool | None = None,
+    limit: float | None = None,
 ) -> tuple[list[bytes], np.ndarray, float]:
     """The probe (one packed ciphertext where the backend and key set can and ``packed`` is not
     False, else one replicated ciphertext per component), and what the key owner keeps in the
-    clear: the probe row (to check canaries) and the offset it adds to scores."""
-    protocol.check(embedding, backend.params.result_limit, probe=True)
+    clear: the probe row (to check canaries) and the offset it adds to scores. ``limit``: the
+    largest score the gallery's layout holds (default: the parameter set's)."""
+    protocol.check(embedding, backend.params.result_limit if limit is None else limit, probe=True)
     row, offset = protocol.probe_row(embedding)
     if packed is not False and backend.can_expand(len(row)):
         blobs = [backend.encrypt_packed_blob(row, depth=STORAGE_DEPTH)]
     else:  # in the clear on a probe-in-clear backend (the matcher multiplies the gallery by it)
-        blobs = [_dump_stored(backend, np.full(backend.slot_count, v), True, component=i) for i, v in enumerate(row)]
+        blobs = [
+            backend.encrypt_blob(
+                np.full(backend.slot_count, v),
+                depth=STORAGE_DEPTH,
+                kind=envelope.GALLERY_BLOCK,
+                meta={"component": i},
+                probe=True,
+            )
+            for i, v in enumerate(row)
+        ]
     return blobs, np.asarray(row, dtype=np.float64), offset
 
 
@@ -54,9 +71,9 @@ def decrypt_block(backend: FHEBackend, blobs: Sequence[bytes]) -> np.ndarray:
     return np.array([backend.decrypt(backend.load_ciphertext(b, kind=envelope.GALLERY_BLOCK)[0]) for b in blobs])
 
 
-def encrypt_block(backend: FHEBackend, columns: np.ndarray, block: int) -> list[bytes]:
-    """One stored ciphertext per row of ``columns`` (components x slots) for a block."""
-    return [_dump_stored(backend, col, block=block, component=i) for i, col in enumerate(columns)]
+def encrypt_block(backend: FHEBackend, columns: np.ndarray, block: int, layout: int) -> list[bytes]:
+    """One stored ciphertext per row of ``columns`` (components x slots) for a block, in ``layout``."""
+    return _encrypt_share(backend, columns, block, 0, layout)
 
 
 class EncryptionPool:
@@ -73,9 +90,9 @@ class EncryptionPool:
             initargs=(backend.export_secret_bundle(),),
         )
 
-    def encrypt_block(self, columns: np.ndarray, block: int) -> list[bytes]:
+    def encrypt_block(self, columns: np.ndarray, block: int, layout: int) -> list[bytes]:
         shares = [idx for idx in np.array_split(np.arange(len(columns)), self.workers) if len(idx)]
-        futures = [self._pool.submit(_encrypt_share, columns[idx], block, int(idx[0])) for idx in shares]
+        futures = [self._pool.submit(_encrypt_in_worker, columns[idx], block, int(idx[0]), layout) for idx in shares]
         return [blob for f in futures for blob in f.result()]
 
     def close(self) -> None:
@@ -94,11 +111,12 @@ def _load_key(secret_bundle: bytes) -> None:
     _WORKER_BACKEND[:] = [open_bundle(secret_bundle, envelope.SECRET_BUNDLE)]
 
 
-def _encrypt_share(columns: np.ndarray, block: int, first: int) -> list[bytes]:
-    backend = _WORKER_BACKEND[0]
-    return [_dump_stored(backend, col, block=block, component=first + i) for i, col in enumerate(columns)]
+def _encrypt_in_worker(columns: np.ndarray, block: int, first: int, layout: int) -> list[bytes]:
+    return _encrypt_share(_WORKER_BACKEND[0], columns, block, first, layout)
 
 
-def _dump_stored(backend: FHEBackend, values: np.ndarray, probe: bool = False, **meta: int) -> bytes:
+def _encrypt_share(backend: FHEBackend, columns: np.ndarray, block: int, first: int, layout: int) -> list[bytes]:
     # seeded where the backend can: the random half of each stored ciphertext is a 64-byte seed
-    return backend.encrypt_blob(values, depth=STORAGE_DEPTH, kind=envelope.GALLERY_BLOCK, meta=meta, probe=probe)
+    return [
+        layouts.encrypt_column(backend, layout, col, block=block, component=first + i) for i, col in enumerate(columns)
+    ]

@@ -34,7 +34,7 @@ class BlockCache:
         self.store = store
         self.backend = backend
         self.resident = resident
-        self._blocks: dict[int, tuple[str | None, Any]] = {}  # block -> (seal, its scan operand)
+        self._blocks: dict[int, tuple[str | None, int, Any]] = {}  # block -> (seal, level, scan operand)
         self.width: int = store.meta()["width"]
         self._key: tuple[int, tuple[int, int]] | None = None  # (generation, part) of the last scan
         self._share: list[int] = []  # ... and that scan's blocks
@@ -46,7 +46,14 @@ class BlockCache:
     def scan(self, probe: Sequence[bytes], part: tuple[int, int] = (0, 1)) -> tuple[int, list[bytes]]:
         """The committed generation and one encrypted score ciphertext per block of the share (a
         result blob only the key owner can read), all from that generation."""
-        cts = self.backend.scan_operand(probe_components(self.backend, probe, self.width))
+        components = probe_components(self.backend, probe, self.width)
+        probes: dict[int, Any] = {}  # the probe's scan operand at each level a block has, made once
+
+        def probe_at(depth: int) -> Any:
+            if depth not in probes:
+                probes[depth] = self.backend.scan_operand(at_level(self.backend, components, depth))
+            return probes[depth]
+
         out = []
         with self.store.snapshot():
             generation = self.store.generation()
@@ -54,24 +61,23 @@ class BlockCache:
                 seals = self.store.seals()
                 self._share = [b for b in self.store.block_ids() if b % part[1] == part[0]]
                 keep = set(self._share if self.resident is None else self._share[: self.resident])
-                unchanged = {b for b, (seal, _) in self._blocks.items() if seal is not None and seal == seals.get(b)}
+                unchanged = {b for b, (seal, *_) in self._blocks.items() if seal is not None and seal == seals.get(b)}
                 self._blocks = {b: held for b, held in self._blocks.items() if b in keep & unchanged}
                 self._key = (generation, part)
                 for b in keep - set(self._blocks):
-                    self._blocks[b] = (seals.get(b), self._read(b))
+                    self._blocks[b] = (seals.get(b), *self._read(b))
             for b in self._share:
                 held = self._blocks.get(b)
-                components = held[1] if held is not None else self._read(b)  # streamed
-                result = self.backend.scan_inner_product(components, cts)
+                depth, operand = held[1:] if held is not None else self._read(b)  # streamed
+                result = self.backend.scan_inner_product(operand, probe_at(depth))
                 out.append(self.backend.dump_ciphertext(result, kind=envelope.RESULT, meta={"block": b}))
         return generation, out
 
-    def _read(self, block: int) -> Any:
-        """A block's ciphertexts as the backend's scan kernel reads them (``FHEBackend.scan_operand``)."""
-        blobs = self.store.read_block(block)
-        return self.backend.scan_operand(
-            [self.backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in blobs]
-        )
+    def _read(self, block: int) -> tuple[int, Any]:
+        """A block's level (its layout, ``layout.py``) and its ciphertexts as the backend's scan kernel
+        reads them (``FHEBackend.scan_operand``)."""
+        cts = [self.backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in self.store.read_block(block)]
+        return self.backend.depth_left(cts[0]), self.backend.scan_operand(cts)
 
 
 def _packed(probe: Sequence[bytes], width: int) -> envelope.Envelope | None:
@@ -101,6 +107,12 @@ def probe_components(backend: FHEBackend, probe: Sequence[bytes], width: int) ->
     if packed is None:
         return [backend.load_ciphertext(p, kind=envelope.GALLERY_BLOCK)[0] for p in probe]
     return backend.expand(backend.load_ciphertext(packed, kind=envelope.PACKED_PROBE)[0], width)
+
+
+def at_level(backend: FHEBackend, components: Sequence[Ciphertext], depth: int) -> list[Ciphertext]:
+    """The probe's components at the level of the block they multiply: as sent (one level left), or
+    brought to the last prime (``FHEBackend.to_last_prime``, public) for a block stored there."""
+    return [backend.to_last_prime(c) for c in components] if depth == 0 else list(components)
 
 
 def merge_parts(parts: Sequence[tuple[int, list[bytes]]]) -> tuple[int, list[bytes]]:

@@ -12,6 +12,7 @@ from cipherface.testing.conformance.distance_preserving import DistancePreservin
 from cipherface.testing.conformance.envelope import EnvelopeTests
 from cipherface.testing.conformance.exact import ExactTests
 from cipherface.testing.conformance.keys import KeyTests
+from cipherface.testing.conformance.last_prime import LastPrimeTests
 from cipherface.testing.conformance.native_kernel import NativeKernelTests
 from cipherface.testing.conformance.packed_probe import PackedProbeTests
 from cipherface.testing.conformance.precision import PrecisionTests
@@ -28,6 +29,7 @@ _CAPABILITY_CLASSES = (
     PrimitiveTests,
     ProtocolTests,
     PackedProbeTests,
+    LastPrimeTests,
     NativeKernelTests,
     DistancePreservingTests,
     EnvelopeTests,
@@ -51,6 +53,7 @@ __all__ = [
     "EnvelopeTests",
     "ExactTests",
     "KeyTests",
+    "LastPrimeTests",
     "NativeKernelTests",
     "PackedProbeTests",
     "PrecisionTests",

@@ -11,8 +11,9 @@ from cipherface import envelope
 from cipherface.backend import FHEBackend, power_of_two_steps
 from cipherface.capabilities import DISTANCE_PRESERVING, EXACT, protocol_for
 from cipherface.errors import CipherfaceError
+from cipherface.gallery import layout as layouts
 from cipherface.gallery.packing import decrypt_scores, encrypt_block, encrypt_probe
-from cipherface.gallery.scan import probe_components
+from cipherface.gallery.scan import at_level, probe_components
 from cipherface.params import SchemeParams, default_preset
 from cipherface.protocols.base import DistanceProtocol
 
@@ -102,27 +103,36 @@ def protocol_errors(backend_class: type[FHEBackend], name: str, params: SchemePa
                 pa, pb = p.prepare(a), p.prepare_probe(b)
                 ct = p.encrypted(backend, backend.encrypt(pa), backend.encrypt_probe(pb), pa.size)
                 compare(backend.decrypt(ct, 1)[:1], np.array([p.plaintext(pa, pb)]), f"{metric} d={dim} {case}")
-        # the packed gallery kernel (d=32 keeps it quick): identities, one as large as allowed, against probes
-        cases = _cases(p, 32, params.result_limit, rng)
-        gallery = [cases["random"][0], cases["one_hot"][0], cases["largest_spread"][0], cases["tiny"][0]]
-        slots = [(0, s) for s in (0, 1, 7, backend.slot_count - 1)]
-        block = np.zeros((len(p.gallery_row(gallery[0])), backend.slot_count))
-        rows = np.array([p.gallery_row(g) for g in gallery])
-        block[:, [s for _, s in slots]] = rows.T
-        columns = [backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in encrypt_block(backend, block, 0)]
-        for case, packed in (("random", False), ("largest_spread", False), ("random", None), ("largest_spread", None)):
-            probe_blobs, probe_row, offset = encrypt_probe(backend, p, cases[case][1], packed=packed)
-            if packed is None and len(probe_blobs) > 1:
-                continue  # the backend does not pack: the whole probe was tested already
-            probe = probe_components(backend, probe_blobs, len(probe_row))
-            scored = backend.inner_product(columns, probe)
-            result = backend.dump_ciphertext(scored, kind=envelope.RESULT, meta={"block": 0})
-            scores = decrypt_scores(backend, result)[1][[s for _, s in slots]] + offset
-            want = np.array([p.plaintext(p.prepare(g), p.prepare_probe(cases[case][1])) for g in gallery])
-            if DISTANCE_PRESERVING in backend.capabilities:  # each preparation is a fresh encryption
-                want = rows @ probe_row + offset
-            compare(scores, want, f"{metric} gallery d=32 probe {case}{' packed' if packed is None else ''}")
+        for layout in layouts.possible(backend):  # the packed gallery kernel in each layout it can store
+            _gallery_cases(backend, p, metric, layout, rng, compare)
     return failures
+
+
+def _gallery_cases(backend: FHEBackend, p: DistanceProtocol, metric: str, layout: int, rng, compare) -> None:
+    """The packed gallery kernel (d=32 keeps it quick) in one layout: identities, one as large as
+    the layout allows, against whole and packed probes brought to the blocks' level."""
+    limit = layouts.result_limit(layout, backend)
+    cases = _cases(p, 32, limit, rng)
+    gallery = [cases["random"][0], cases["one_hot"][0], cases["largest_spread"][0], cases["tiny"][0]]
+    slots = [(0, s) for s in (0, 1, 7, backend.slot_count - 1)]
+    block = np.zeros((len(p.gallery_row(gallery[0])), backend.slot_count))
+    rows = np.array([p.gallery_row(g) for g in gallery])
+    block[:, [s for _, s in slots]] = rows.T
+    blobs = encrypt_block(backend, block, 0, layout)
+    columns = [backend.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in blobs]
+    for case, packed in (("random", False), ("largest_spread", False), ("random", None), ("largest_spread", None)):
+        probe_blobs, probe_row, offset = encrypt_probe(backend, p, cases[case][1], packed=packed, limit=limit)
+        if packed is None and len(probe_blobs) > 1:
+            continue  # the backend does not pack: the whole probe was tested already
+        probe = at_level(backend, probe_components(backend, probe_blobs, len(probe_row)), layouts.DEPTH[layout])
+        scored = backend.inner_product(columns, probe)
+        result = backend.dump_ciphertext(scored, kind=envelope.RESULT, meta={"block": 0})
+        scores = decrypt_scores(backend, result)[1][[s for _, s in slots]] + offset
+        want = np.array([p.plaintext(p.prepare(g), p.prepare_probe(cases[case][1])) for g in gallery])
+        if DISTANCE_PRESERVING in backend.capabilities:  # each preparation is a fresh encryption
+            want = rows @ probe_row + offset
+        where = f" ({layouts.NAMES[layout]})" if layout != layouts.TWO_PRIMES else ""
+        compare(scores, want, f"{metric} gallery d=32 probe {case}{' packed' if packed is None else ''}{where}")
 
 
 def needs(*capabilities: str | tuple[str, ...]):

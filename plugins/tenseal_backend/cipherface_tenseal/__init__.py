@@ -26,6 +26,7 @@ from cipherface.backend import galois_element
 from cipherface.capabilities import (
     CT_MULTIPLY,
     EXACT,
+    LAST_PRIME,
     LEVELS,
     NATIVE_INNER_PRODUCT,
     PACKED_PROBE,
@@ -125,7 +126,7 @@ class TenSEALBackend(FHEBackend):
     """CKKS on the Microsoft SEAL inside TenSEAL 0.3.18."""
 
     name = "tenseal"
-    capabilities = FHEBackend.capabilities | {SEEDED_ENCRYPTION, PACKED_PROBE, NATIVE_INNER_PRODUCT}
+    capabilities = FHEBackend.capabilities | {SEEDED_ENCRYPTION, PACKED_PROBE, NATIVE_INNER_PRODUCT, LAST_PRIME}
     thread_safe = True  # SEAL's evaluator, encoder and encryptor are safe to share
 
     def __init__(self, params, key_id, rotation_steps, context, public_key, relin_keys, galois_keys, secret_key):
@@ -225,6 +226,23 @@ class TenSEALBackend(FHEBackend):
             self._encryptor.encrypt_symmetric(self._encode(values, self._parms_at(depth), self.params.scale))
         )
 
+    def _encrypt_last_prime(self, values, scale):
+        plain = self._encode(values, self._parms_at(0), scale)
+        if self.has_secret_key:
+            return _scratch.dump(self._encryptor.encrypt_symmetric(plain))
+        ct = seal.Ciphertext()
+        self._encryptor.encrypt(plain, ct)
+        return self._serialize(ct)
+
+    def _to_last_prime(self, ct, scale):
+        # the rescale divides by the level's last prime q: a constant 1 encoded at scale·q/ct.scale
+        # leaves exactly ``scale`` (SEAL keeps scales as doubles)
+        prime = self._context.get_context_data(ct.parms_id()).parms().coeff_modulus()[-1].value()
+        out = seal.Ciphertext()
+        self._evaluator.multiply_plain(ct, self._encode(1.0, ct.parms_id(), scale * prime / ct.scale), out)
+        self._next_level(out)
+        return out
+
     def _coefficients(self, coefficients: np.ndarray, parms_id, scale: float):
         """A plaintext whose polynomial has these coefficients (times ``scale``): SEAL's CKKS slot i
         is the polynomial at ζ^(3^i), ζ = exp(iπ/N), so its complex encoder given those values
@@ -306,9 +324,7 @@ class TenSEALBackend(FHEBackend):
         for x, y in zip(a[1:], b[1:]):
             ev.multiply(x, y, tmp)
             ev.add_inplace(acc, tmp)
-        ev.relinearize_inplace(acc, self._relin_keys)
-        self._next_level(acc)
-        return acc
+        return self._finished(acc)
 
     def _scan_operand(self, cts):
         if kernel.library() is None:
@@ -326,10 +342,14 @@ class TenSEALBackend(FHEBackend):
         )
         if raw is None:
             raise CipherfaceError("the probe's ciphertexts do not match the block's (level, scale or count)")
-        ct = _scratch.load(seal.Ciphertext(), self._context, raw)
-        self._evaluator.relinearize_inplace(ct, self._relin_keys)
-        self._next_level(ct)
-        return ct
+        return self._finished(_scratch.load(seal.Ciphertext(), self._context, raw))
+
+    def _finished(self, acc):
+        """An inner product's sum relinearised, and rescaled unless at the last prime (``last-prime``)."""
+        self._evaluator.relinearize_inplace(acc, self._relin_keys)
+        if self.depth_left(acc):
+            self._next_level(acc)
+        return acc
 
     def _relinearize(self, a):
         out = seal.Ciphertext()
