@@ -414,40 +414,43 @@ class FHEBackend(ABC):
 
     # -------------------------------------------------------------- last prime
     @property
-    def last_prime_scale(self) -> float | None:
-        """The scale of both operands of a product at the first prime alone (``last-prime``), or None
-        where the backend or its parameter set has none (``CKKSParams.last_prime_scale_bits``)."""
+    def last_prime_scales(self) -> tuple[float, float] | None:
+        """The scales of the two operands of a product at the first prime alone (``last-prime``):
+        (stored, brought) (``CKKSParams.last_prime_scale_bits``), or None where the backend or its
+        parameter set has none."""
         bits = getattr(self.params, "last_prime_scale_bits", None) if LAST_PRIME in self.capabilities else None
-        return None if bits is None else float(2**bits)
+        return None if bits is None else (float(2 ** bits[0]), float(2 ** bits[1]))
 
     @final
     def encrypt_last_prime_blob(
         self, values: Values, *, kind: str = envelope.CIPHERTEXT, meta: Mapping[str, Any] | None = None
     ) -> bytes:
-        """Encrypt at the first prime alone, at :attr:`last_prime_scale` (seeded where the backend can),
-        and serialise: an operand of products that are not rescaled (the last-prime gallery's blocks)."""
-        scale = self._required_last_prime()
+        """Encrypt at the first prime alone, at the stored scale of :attr:`last_prime_scales` (seeded
+        where the backend can), and serialise: one operand of products that are not rescaled (the
+        last-prime gallery's blocks)."""
+        scale = self._required_last_prime()[0]
         return self._pack_ciphertext(kind, self._encrypt_last_prime(self._check_values(values), scale), 0, meta)
 
     @final
     def to_last_prime(self, ct: Ciphertext) -> Ciphertext:
-        """``ct`` (one level left or more) at the first prime alone and :attr:`last_prime_scale`, its
-        values unchanged: a public operation (the matcher brings the probe to a last-prime block)."""
-        scale = self._required_last_prime()
+        """``ct`` (one level left or more) at the first prime alone and the brought scale of
+        :attr:`last_prime_scales`, its values unchanged: a public operation (the matcher brings the
+        probe to a last-prime block)."""
+        scale = self._required_last_prime()[1]
         if self.depth_left(ct) == 0:
             if np.isclose(self._scale(ct), scale, rtol=1e-9):
                 return ct
             raise CipherfaceError("a ciphertext at the last prime with another scale cannot be brought to it")
         return self._to_last_prime(self.drop_to_depth(ct, 1), scale)
 
-    def _required_last_prime(self) -> float:
-        scale = self.last_prime_scale
-        if scale is None:
+    def _required_last_prime(self) -> tuple[float, float]:
+        scales = self.last_prime_scales
+        if scales is None:
             raise CipherfaceError(
                 f"backend {self.name!r} with {self.params.to_dict()} has no {LAST_PRIME!r} products "
                 "(the capability, and a first prime large enough: CKKSParams.last_prime_scale_bits)"
             )
-        return scale
+        return scales
 
     def _encrypt_last_prime(self, values: np.ndarray, scale: float) -> bytes:
         """``values`` at depth 0 and ``scale``, encrypted and serialised (seeded where the backend can):
@@ -627,7 +630,10 @@ class FHEBackend(ABC):
         if len(a) != len(b) or not a:
             raise DimensionError(f"inner product needs two equally long, non-empty lists, got {len(a)} and {len(b)}")
         self._check_product_depth(*a, *b)
-        pairs = [self._aligned(x, y) for x, y in zip(a, b)]
+        pairs = [self._aligned(x, y, same_scale=False) for x, y in zip(a, b)]
+        products = [self._scale(x) * self._scale(y) for x, y in pairs]
+        if not np.allclose(products, products[0], rtol=1e-9):
+            raise CipherfaceError("the products of an inner product would have different scales: refused")
         return self._inner_product([x for x, _ in pairs], [y for _, y in pairs])
 
     @final
@@ -670,8 +676,9 @@ class FHEBackend(ABC):
     @abstractmethod
     def _rescale(self, a: Ciphertext) -> Ciphertext: ...
 
-    def _aligned(self, a: Ciphertext, b: Ciphertext) -> tuple[Ciphertext, Ciphertext]:
-        """Two operands at the same level (dropping the higher one), refusing different scales.
+    def _aligned(self, a: Ciphertext, b: Ciphertext, *, same_scale: bool = True) -> tuple[Ciphertext, Ciphertext]:
+        """Two operands at the same level (dropping the higher one), refusing different scales
+        (unless they are only multiplied: ``same_scale=False``).
 
         The public operations call this before a binary hook; it reads scales with :meth:`_scale`."""
         da, db = self.depth_left(a), self.depth_left(b)
@@ -680,7 +687,7 @@ class FHEBackend(ABC):
         elif db > da:
             b = self.drop_level(b, db - da)
         sa, sb = self._scale(a), self._scale(b)
-        if not np.isclose(sa, sb, rtol=1e-9):
+        if same_scale and not np.isclose(sa, sb, rtol=1e-9):
             raise CipherfaceError(
                 f"ciphertext scales differ (2^{np.log2(sa):.3f} vs 2^{np.log2(sb):.3f}): "
                 "combine results that went through the same number of multiplications"
@@ -692,9 +699,9 @@ class FHEBackend(ABC):
         return float(ct.scale)
 
     def _check_product_depth(self, *cts: Ciphertext) -> None:
-        """Operands of an inner product: a level left each, or all at the last prime and its scale."""
-        scale = self.last_prime_scale
-        if scale is None or any(self.depth_left(c) or not np.isclose(self._scale(c), scale, rtol=1e-9) for c in cts):
+        """Operands of an inner product: a level left each, or all at the last prime at its scales."""
+        scales = self.last_prime_scales or ()
+        if any(self.depth_left(c) or not np.isclose(scales, self._scale(c), rtol=1e-9).any() for c in cts):
             self._check_depth(*cts)
 
     def _check_depth(self, *cts: Ciphertext) -> None:

@@ -28,11 +28,11 @@ MAX_PRIME_BITS = 60
 #: Bits the first prime must hold above the scale: results up to 2^(bits-2) with a
 #: factor-2 margin (cosine needs 2, Euclidean 4·norm²; the key owner checks each input).
 MIN_HEADROOM_BITS = 10
-#: Bits a product at the first prime alone keeps above its scale (results up to 2^(bits-2)):
+#: Bits a product at the first prime alone keeps above its scale (results up to 2^(bits-2) = 8):
 #: Euclidean distances of unit-norm embeddings reach 4, cosine 2.
-LAST_PRIME_HEADROOM_BITS = 6
-#: The smallest operand scale of such a product: at 2^24 SEAL's fresh-encryption noise is ~2e-5
-#: per slot at N=8192, near the tolerance the key owner checks scores against.
+LAST_PRIME_HEADROOM_BITS = 5
+#: The smallest stored operand scale of such a product: at 2^24 SEAL's fresh-encryption noise is
+#: ~2e-5 per slot at N=8192, a fifth of the tolerance the key owner checks canaries against.
 MIN_LAST_PRIME_SCALE_BITS = 24
 
 
@@ -216,22 +216,26 @@ class CKKSParams(SchemeParams):
         return self.max_abs_result / 2
 
     @property
-    def last_prime_scale_bits(self) -> int | None:
-        """The scale (bits) of both operands of a product made at the first prime alone, without a
-        rescale (the packed gallery's last-prime layout): as large as the product of the two, with
-        ``LAST_PRIME_HEADROOM_BITS`` above it, fits in that prime; None when that leaves less than
-        ``MIN_LAST_PRIME_SCALE_BITS`` (the encryption noise would reach the results' tolerance)."""
-        bits = min(self.scale_bits, (self.coeff_mod_bit_sizes[0] - LAST_PRIME_HEADROOM_BITS) // 2)
-        return bits if bits >= MIN_LAST_PRIME_SCALE_BITS else None
+    def last_prime_scale_bits(self) -> tuple[int, int] | None:
+        """The scales (bits) of the two operands of a product made at the first prime alone, without
+        a rescale (the packed gallery's last-prime layout): (stored, brought), a ciphertext the key
+        owner encrypts there and one the matcher brings there from the level above. Their product
+        keeps ``LAST_PRIME_HEADROOM_BITS`` in the first prime; the brought one gets more bits, as
+        the rescale that brings it adds more noise (about 2^11 per slot at N=8192) than a fresh
+        encryption (2^8). None when the stored one would get less than ``MIN_LAST_PRIME_SCALE_BITS``."""
+        total = min(2 * self.scale_bits, self.coeff_mod_bit_sizes[0] - LAST_PRIME_HEADROOM_BITS)
+        brought = min(self.scale_bits, (total + 3) // 2)
+        stored = total - brought
+        return (stored, brought) if stored >= MIN_LAST_PRIME_SCALE_BITS else None
 
     @property
     def last_prime_result_limit(self) -> float:
-        """:attr:`result_limit` of a product at the first prime alone (both operands at
+        """:attr:`result_limit` of a product at the first prime alone (operands at
         :attr:`last_prime_scale_bits`): half its wrap-around point."""
         bits = self.last_prime_scale_bits
         if bits is None:
             raise ParameterError(f"{list(self.coeff_mod_bit_sizes)}: the first prime holds no last-prime product")
-        return float(2 ** (self.coeff_mod_bit_sizes[0] - 2 * bits - 2))
+        return float(2 ** (self.coeff_mod_bit_sizes[0] - sum(bits) - 2))
 
     @property
     def fingerprint(self) -> str:

@@ -5,11 +5,11 @@
   the first prime.
 - Layout 2, **last prime** (backends with the ``last-prime`` capability whose first prime is
   large enough, ``CKKSParams.last_prime_scale_bits``): blocks at the first prime alone, at a
-  smaller scale (2^27 at n8192-s128); the matcher brings each probe component there
-  (``FHEBackend.to_last_prime``, a public operation) and the sum is relinearised, not rescaled.
-  Half the bytes stored and read, half the scan's multiplications; results are limited to
-  ``CKKSParams.last_prime_result_limit`` (±16 at n8192-s128), which the key owner checks every
-  embedding against.
+  smaller scale (2^26 at n8192-s128); the matcher brings each probe component there
+  (``FHEBackend.to_last_prime``, a public operation: 2^29) and the sum is relinearised, not
+  rescaled. Half the scan's multiplications, 57 % of the bytes stored and read; results are
+  limited to ``CKKSParams.last_prime_result_limit`` (±8 at n8192-s128), which the key owner
+  checks every embedding against.
 
 Each block records its own level (in every ciphertext's envelope, covered by the key owner's
 seal), and the scan brings the probe to each block's level, so a gallery whose blocks are of both
@@ -34,7 +34,7 @@ DEPTH = {TWO_PRIMES: 1, LAST_PRIME: 0}
 
 def best(backend: FHEBackend) -> int:
     """The layout a new gallery gets: last prime where the backend and its parameter set allow it."""
-    return LAST_PRIME if backend.last_prime_scale is not None else TWO_PRIMES
+    return LAST_PRIME if backend.last_prime_scales is not None else TWO_PRIMES
 
 
 def checked(layout: int, backend: FHEBackend) -> int:
@@ -43,7 +43,7 @@ def checked(layout: int, backend: FHEBackend) -> int:
 
     if layout not in NAMES:
         raise GalleryError(f"unknown gallery layout {layout!r} (this cipherface knows {sorted(NAMES)})")
-    if layout == LAST_PRIME and backend.last_prime_scale is None:
+    if layout == LAST_PRIME and backend.last_prime_scales is None:
         raise GalleryError(
             f"backend {backend.name!r} with preset {backend.params.to_dict()} cannot store blocks at the last prime"
         )

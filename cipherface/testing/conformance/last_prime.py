@@ -17,22 +17,24 @@ class LastPrimeTests(_Fixtures):
     capability = "last-prime"
     needs = (LAST_PRIME,)
 
-    def test_the_default_preset_has_a_last_prime_scale(self, backend):
-        assert backend.last_prime_scale is not None, "last-prime: the default preset has no last-prime scale"
-        assert backend.params.last_prime_result_limit >= 4, "last-prime: results of unit embeddings do not fit"
+    def test_the_default_preset_has_last_prime_scales(self, backend):
+        assert backend.last_prime_scales is not None, "last-prime: the default preset has no last-prime scales"
+        assert backend.params.last_prime_result_limit >= 4, "last-prime: distances of unit embeddings do not fit"
 
     def test_encrypted_at_the_last_prime_decrypts(self, backend, public_backend, rng, tolerance):
         values = rng.uniform(-1, 1, size=backend.slot_count)
         blob = backend.encrypt_last_prime_blob(values, kind=envelope.GALLERY_BLOCK)
         ct = public_backend.load_ciphertext(blob, kind=envelope.GALLERY_BLOCK)[0]
         assert public_backend.depth_left(ct) == 0, "last-prime: the ciphertext has levels left"
-        assert_close(backend.decrypt(ct), values, tolerance, "last-prime: encryption")
+        # a fresh encryption's noise (~2^8 per slot at N=8192) at the stored scale (2^26): ~1e-5 at most
+        assert_close(backend.decrypt(ct), values, tolerance * 10, "last-prime: encryption")
 
     def test_brought_to_the_last_prime_keeps_its_values(self, backend, public_backend, rng, tolerance):
         values = rng.uniform(-1, 1, size=backend.slot_count)
         moved = public_backend.to_last_prime(backend.encrypt(values, depth=1))
         assert public_backend.depth_left(moved) == 0, "last-prime: to_last_prime left a level"
-        assert_close(backend.decrypt(moved), values, tolerance, "last-prime: to_last_prime")
+        # the rescale that brings it adds ~2^11 per slot at N=8192: 4e-6 at 2^29, ~2e-5 at most
+        assert_close(backend.decrypt(moved), values, tolerance * 10, "last-prime: to_last_prime")
 
     @pytest.mark.parametrize("count", [1, 128, 513])
     def test_inner_product_at_the_last_prime_up_to_the_limit(self, backend, public_backend, rng, tolerance, count):
@@ -52,7 +54,7 @@ class LastPrimeTests(_Fixtures):
             public_backend.scan_operand(blocks), public_backend.scan_operand(probes)
         )
         assert public_backend.depth_left(scored) == 0
-        assert_close(backend.decrypt(scored), probe @ columns, tolerance, "last-prime: inner product")
+        assert_close(backend.decrypt(scored), probe @ columns, tolerance * 10, "last-prime: inner product")
 
     def test_operands_of_different_levels_are_refused(self, backend, rng):
         values = rng.uniform(-1, 1, size=backend.slot_count)
