@@ -261,12 +261,11 @@ class Identifier:
         self.check_model(made_by)
         if len(names) != len(embeddings):
             raise GalleryError(f"{len(names)} names for {len(embeddings)} embeddings")
-        limit = self.custody.limit
         rows = []
         for e in embeddings:
             if np.asarray(e).shape != (self.gallery.dim,):
                 raise GalleryError(f"embedding of shape {np.asarray(e).shape}; this gallery holds d={self.gallery.dim}")
-            self.protocol.check(e, limit)
+            self._check(e)
             rows.append(self.protocol.gallery_row(e))
         ids: list[str] = []
         step = self.gallery.capacity
@@ -376,6 +375,19 @@ class Identifier:
             self.custody.check_block(block, stored, versions[block])
         return {"blocks": len(versions), "identities": self.gallery.count()}
 
+    def _check(self, embedding: np.ndarray, *, probe: bool = False) -> None:
+        """Refuse an embedding whose results could pass this gallery's layout's limit, saying so."""
+        try:
+            self.protocol.check(embedding, self.custody.limit, probe=probe)
+        except RangeError as exc:
+            if self.layout == layouts.TWO_PRIMES:
+                raise
+            raise RangeError(
+                f"{exc} (this gallery stores its blocks at {layouts.NAMES[self.layout]}; at two primes, "
+                f"`cipherface gallery migrate --layout two-primes` or `enroll --layout two-primes` for a new "
+                f"gallery, results may reach ±{self.owner.backend.params.result_limit:g})"
+            ) from None
+
     @property
     def layout(self) -> int:
         """The layout this key owner writes the gallery's blocks in (``cipherface.gallery.layout``)."""
@@ -452,6 +464,7 @@ class Identifier:
         threshold = checked_threshold(self.default_threshold() if threshold is None else threshold)
         watch = Stopwatch()
         with watch("encrypt_probe"):  # key owner
+            self._check(embedding, probe=True)
             probe, row, offset = encrypt_probe(self.owner.backend, self.protocol, embedding, limit=self.custody.limit)
         return self.identify_encrypted(
             probe, row, offset, top_k=top_k, threshold=threshold, workers=workers, watch=watch

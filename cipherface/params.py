@@ -28,9 +28,10 @@ MAX_PRIME_BITS = 60
 #: Bits the first prime must hold above the scale: results up to 2^(bits-2) with a
 #: factor-2 margin (cosine needs 2, Euclidean 4·norm²; the key owner checks each input).
 MIN_HEADROOM_BITS = 10
-#: Bits a product at the first prime alone keeps above its scale (results up to 2^(bits-2) = 8):
-#: Euclidean distances of unit-norm embeddings reach 4, cosine 2.
-LAST_PRIME_HEADROOM_BITS = 5
+#: Bits a product at the first prime alone keeps above its scale (results up to 2^(bits-2) = 16):
+#: cosine distances reach 2; squared Euclidean distances of Dlib's embeddings (norms up to ~1.6
+#: on the shared photos) up to 4·norm² ≈ 10.
+LAST_PRIME_HEADROOM_BITS = 6
 #: The smallest stored operand scale of such a product: at 2^24 SEAL's fresh-encryption noise is
 #: ~2e-5 per slot at N=8192, a fifth of the tolerance the key owner checks canaries against.
 MIN_LAST_PRIME_SCALE_BITS = 24

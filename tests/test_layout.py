@@ -120,7 +120,7 @@ def test_migrate_converts_a_two_prime_gallery_and_answers_as_plaintext_throughou
 
 def test_an_embedding_too_large_for_the_last_prime_is_refused_and_nothing_is_lost(tmp_path, photos):
     rng = np.random.default_rng(5)
-    big = unit_vectors(rng, 1)[0] * 2.0  # Euclidean results up to 4·4 = 16 > ±8 at the last prime
+    big = unit_vectors(rng, 1)[0] * 2.5  # Euclidean results up to 4·6.25 = 25 > ±16 at the last prime
     with Identifier.open(tmp_path / "a.db", tmp_path / "ka", create=True, backend="tenseal", metric="euclidean") as a:
         assert a.layout == layouts.LAST_PRIME
         a.enroll(["x"], [photos["vectors"][0]], progress=False)

@@ -126,11 +126,18 @@ def folder_photos(folder: Path) -> list[tuple[str, Path]]:
 @model_option
 @detector_option
 @matcher_options
+@click.option(
+    "--layout",
+    type=click.Choice(["last-prime", "two-primes"]),
+    default=None,
+    help="How a new gallery stores its blocks: at the last prime (the default where the backend can: half "
+    "the bytes and scan work, results within ±16) or at two primes (results within ±2^18).",
+)
 @click.argument("images", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @json_option
 def enroll(
-    gallery, key, backend, metric, name, folder, npy, names_file, model, detector, matcher, token, ca_file, images,
-    as_json,
+    gallery, key, backend, metric, name, folder, npy, names_file, model, detector, matcher, token, ca_file, layout,
+    images, as_json,
 ) -> None:  # fmt: skip
     """Enrol people into an encrypted gallery (created with fresh keys if it does not exist)."""
     where = galleries(matcher, token, ca_file)
@@ -140,12 +147,22 @@ def enroll(
             refuse_ignored("--backend", backend, stored["backend"], f"gallery {gallery}")
         if given("metric"):
             refuse_ignored("--metric", metric, stored["metric"], f"gallery {gallery}")
+        if layout is not None:
+            raise click.UsageError(f"--layout applies to a new gallery; gallery {gallery} exists: use gallery migrate")
     embedder, made = made_by(where, gallery, model, detector, npy)
     names, embeddings, skipped = _enrolment_input(name, folder, npy, names_file, images, embedder)
     dim = int(np.asarray(embeddings[0]).size)
     keys = key_dir(where, gallery, key)
     with Identifier.open(
-        gallery, keys, create=True, backend=backend, metric=metric, dim=dim, embedder=made, matcher=where
+        gallery,
+        keys,
+        create=True,
+        backend=backend,
+        metric=metric,
+        dim=dim,
+        embedder=made,
+        matcher=where,
+        layout=None if layout is None else LAYOUT_CHOICES[layout],
     ) as ident:
         ident.enroll(names, embeddings, progress=not as_json, made_by=made)
         info = ident.gallery.info()

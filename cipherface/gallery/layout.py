@@ -6,9 +6,9 @@
 - Layout 2, **last prime** (backends with the ``last-prime`` capability whose first prime is
   large enough, ``CKKSParams.last_prime_scale_bits``): blocks at the first prime alone, at a
   smaller scale (2^26 at n8192-s128); the matcher brings each probe component there
-  (``FHEBackend.to_last_prime``, a public operation: 2^29) and the sum is relinearised, not
+  (``FHEBackend.to_last_prime``, a public operation: 2^28) and the sum is relinearised, not
   rescaled. Half the scan's multiplications, 57 % of the bytes stored and read; results are
-  limited to ``CKKSParams.last_prime_result_limit`` (±8 at n8192-s128), which the key owner
+  limited to ``CKKSParams.last_prime_result_limit`` (±16 at n8192-s128), which the key owner
   checks every embedding against.
 
 Each block records its own level (in every ciphertext's envelope, covered by the key owner's

@@ -33,7 +33,7 @@ class LastPrimeTests(_Fixtures):
         values = rng.uniform(-1, 1, size=backend.slot_count)
         moved = public_backend.to_last_prime(backend.encrypt(values, depth=1))
         assert public_backend.depth_left(moved) == 0, "last-prime: to_last_prime left a level"
-        # the rescale that brings it adds ~2^11 per slot at N=8192: 4e-6 at 2^29, ~2e-5 at most
+        # the rescale that brings it adds ~2^11 per slot at N=8192: 8e-6 at 2^28, ~4e-5 at most
         assert_close(backend.decrypt(moved), values, tolerance * 10, "last-prime: to_last_prime")
 
     @pytest.mark.parametrize("count", [1, 128, 513])
