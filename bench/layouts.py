@@ -57,7 +57,7 @@ def measure(backend, dim: int, layout: int, repeat: int, rng) -> list[str]:
     for native in ("1", "0"):
         os.environ["CIPHERFACE_NATIVE_KERNEL"] = native
         block, operand = public.scan_operand(cts), public.scan_operand(brought)
-        out.append(timed(lambda: public.scan_inner_product(block, operand), repeat))
+        out.append(timed(lambda a=block, b=operand: public.scan_inner_product(a, b), repeat))
     os.environ.pop("CIPHERFACE_NATIVE_KERNEL")
     result = public.dump_ciphertext(public.scan_inner_product(block, operand), kind=envelope.RESULT, meta={"block": 0})
     scores = decrypt_scores(backend, result)[1] + offset
