@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Self
 
@@ -32,9 +33,9 @@ MIN_HEADROOM_BITS = 10
 #: cosine distances reach 2; squared Euclidean distances of Dlib's embeddings (norms up to ~1.6
 #: on the shared photos) up to 4·norm² ≈ 10.
 LAST_PRIME_HEADROOM_BITS = 6
-#: The smallest stored operand scale of such a product: at 2^24 SEAL's fresh-encryption noise is
-#: ~2e-5 per slot at N=8192, a fifth of the tolerance the key owner checks canaries against.
-MIN_LAST_PRIME_SCALE_BITS = 24
+#: The coarsest grid (2^-bits) a last-prime block's values may be rounded to: the rounding error
+#: (at most half of it, 6e-5) is a template's quantisation, like 13-bit fixed-point embeddings.
+LAST_PRIME_GRID_BITS = 13
 
 
 def _security_problems(n: int, bits: tuple[int, ...], level: int) -> list[str]:
@@ -223,11 +224,28 @@ class CKKSParams(SchemeParams):
         owner encrypts there and one the matcher brings there from the level above. Their product
         keeps ``LAST_PRIME_HEADROOM_BITS`` in the first prime; the brought one gets more bits, as
         the rescale that brings it adds more noise (about 2^11 per slot at N=8192) than a fresh
-        encryption (2^8). None when the stored one would get less than ``MIN_LAST_PRIME_SCALE_BITS``."""
+        encryption (2^8). None when the stored scale leaves the grid of :attr:`last_prime_grid`
+        coarser than 2^-``LAST_PRIME_GRID_BITS``."""
         total = min(2 * self.scale_bits, self.coeff_mod_bit_sizes[0] - LAST_PRIME_HEADROOM_BITS)
         brought = min(self.scale_bits, (total + 3) // 2)
         stored = total - brought
-        return (stored, brought) if stored >= MIN_LAST_PRIME_SCALE_BITS else None
+        return (stored, brought) if stored - self._noise_bits >= LAST_PRIME_GRID_BITS else None
+
+    @property
+    def _noise_bits(self) -> int:
+        """log2 of 16σ, σ = 3.2·√N the standard deviation of a fresh encryption's noise per slot."""
+        return round(math.log2(16 * 3.2 * math.sqrt(self.poly_modulus_degree)))
+
+    @property
+    def last_prime_grid(self) -> float:
+        """The grid a last-prime block's values are rounded to: 16σ over the stored scale (2^-14 at
+        N=8192). Rounding a decrypted block to it removes the noise of its last encryption (at
+        least 7σ from the nearest other grid point), so blocks rewritten any number of times do
+        not drift; a value's rounding error is at most half of it."""
+        bits = self.last_prime_scale_bits
+        if bits is None:
+            raise ParameterError(f"{list(self.coeff_mod_bit_sizes)}: the first prime holds no last-prime product")
+        return float(2.0 ** (self._noise_bits - bits[0]))
 
     @property
     def last_prime_result_limit(self) -> float:

@@ -104,7 +104,7 @@ def test_remove_zeroes_the_slot_and_frees_it_for_reuse(small):
     assert np.abs(columns[:, slot]).max() < 1e-5
     [(_, block8, slot8)] = ident.gallery.store.locate(ident.ids_of("p8"))
     assert block8 == block
-    np.testing.assert_allclose(columns[:, slot8], vectors[8], atol=1e-5)
+    np.testing.assert_allclose(columns[:, slot8], vectors[8], atol=5e-5)  # last prime: on a 2^-14 grid
     assert ident.identify(vectors[7], top_k=1).candidates[0].name != "p7"
     ident.enroll(["newcomer"], [vectors[7]], progress=False)
     assert ident.gallery.store.locate(ident.ids_of("newcomer"))[0][1:] == (block, slot)

@@ -19,6 +19,7 @@ from test_gallery import people, plaintext_top1, unit_vectors
 from cipherface.errors import RangeError
 from cipherface.gallery import layout as layouts
 from cipherface.gallery.custody import Custody
+from cipherface.gallery.packing import decrypt_block
 from cipherface.identification import Identifier
 
 THRESHOLD = {"cosine": 0.07, "euclidean": 0.6}
@@ -160,3 +161,22 @@ def test_the_command_line_migrates_and_hints_at_migration(tmp_path, photos):
     new = run("identify", "--gallery", str(tmp_path / "g.db"), "--key", str(tmp_path / "keys"), "--npy", str(probe))
     assert new.returncode == 0 and "gallery migrate" not in new.stderr, new.stderr
     assert old.stdout.split()[:2] == new.stdout.split()[:2]
+
+
+def test_rewriting_a_last_prime_block_many_times_does_not_move_its_identities(tmp_path, photos):
+    """Every enrolment or removal rewrites its block (decrypt, re-encrypt): at the last prime the
+    values are kept on a grid, so the noise of one encryption never adds to the next."""
+    vectors = photos["vectors"][-2:]
+    with Identifier.open(tmp_path / "g.db", tmp_path / "keys", create=True, backend="tenseal") as ident:
+        ident.enroll(["first", "second"], list(vectors), progress=False)
+        [(_, block, slot)] = ident.gallery.store.locate(ident.ids_of("first"))
+        for i in range(25):  # 50 rewrites of the same block
+            ident.enroll([f"x{i}"], [vectors[1]], progress=False)
+            ident.remove(f"x{i}")
+        grid = ident.owner.backend.params.last_prime_grid
+        stored = decrypt_block(ident.owner.backend, ident.gallery.store.read_block(block))[:, slot]
+        kept = layouts.stored_values(layouts.LAST_PRIME, ident.owner.backend, ident.protocol.gallery_row(vectors[0]))
+        assert np.max(np.abs(stored - kept)) < grid / 4  # one encryption's noise, not fifty
+        assert np.array_equal(np.round(stored / grid) * grid, kept)
+        assert np.max(np.abs(kept - ident.protocol.gallery_row(vectors[0]))) <= grid / 2
+        assert ident.identify(vectors[0], top_k=1).candidates[0].name == "first"

@@ -133,8 +133,9 @@ class Custody:
                 raise WriteConflictError(f"block {block} slot {slot} was taken by another enrolment")
             slots[slot] = ident
             columns[:, slot] = row
+        columns = layouts.stored_values(self.layout, self.backend, columns)  # no drift over rewrites
         nonce = new_nonce()
-        columns[:, list(canaries)] = self._canary_rows(block, nonce).T
+        columns[:, list(canaries)] = self._canary_rows(block, nonce).T  # fresh at every rewrite
         if self.pool:
             blobs = self.pool.encrypt_block(columns, block, self.layout)
         else:

@@ -57,6 +57,18 @@ def result_limit(layout: int, backend: FHEBackend) -> float:
     return backend.params.result_limit
 
 
+def stored_values(layout: int, backend: FHEBackend, columns: np.ndarray) -> np.ndarray:
+    """A block's identity values as this layout stores them: at the last prime, rounded to
+    ``CKKSParams.last_prime_grid`` (2^-14 at n8192-s128), so that each rewrite (the key owner
+    decrypts the block and encrypts it again) gives back exactly what it stored instead of adding
+    its encryption noise to the last one's (thousands of single enrolments into one block would
+    otherwise move its first identity by ~2e-4); unchanged at two primes (noise ~1e-10)."""
+    if layout != LAST_PRIME:
+        return columns
+    grid = backend.params.last_prime_grid
+    return np.round(columns / grid) * grid
+
+
 def encrypt_column(backend: FHEBackend, layout: int, values: np.ndarray, **meta: int) -> bytes:
     """One stored block ciphertext (seeded where the backend can)."""
     if layout == LAST_PRIME:
