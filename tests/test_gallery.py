@@ -15,7 +15,7 @@ from cipherface import KeyOwner
 from cipherface.errors import BackendMismatchError, GalleryError, KeyMismatchError
 from cipherface.evaluation import read_pairs
 from cipherface.gallery import EncryptedGallery
-from cipherface.gallery.packing import decrypt_block
+from cipherface.gallery.packing import decrypt_block, encrypt_probe
 from cipherface.identification import Identifier
 
 
@@ -119,10 +119,11 @@ def test_removing_an_unknown_name_is_a_clear_error(small):
 
 def test_parallel_scan_equals_single_process_scan(small):
     ident, vectors = small
-    one = ident.identify(vectors[3], top_k=5)
-    two = ident.identify(vectors[3], top_k=5, workers=2)
+    probe = encrypt_probe(ident.owner.backend, ident.protocol, vectors[3])  # one probe: the same noise
+    one = ident.identify_encrypted(*probe, top_k=5, threshold=0.07)
+    two = ident.identify_encrypted(*probe, top_k=5, threshold=0.07, workers=2)
     assert [c.name for c in one.candidates] == [c.name for c in two.candidates]
-    np.testing.assert_allclose([c.value for c in one.candidates], [c.value for c in two.candidates], atol=1e-5)
+    np.testing.assert_allclose([c.value for c in one.candidates], [c.value for c in two.candidates], atol=1e-9)
 
 
 def test_gallery_opened_with_another_key_or_backend_is_refused(small, tmp_path):
@@ -284,8 +285,6 @@ def test_cli_on_a_postgresql_gallery(tmp_path, faces, postgres_url):
 def test_a_scan_in_bounded_memory_streams_the_other_blocks_and_answers_the_same(tmp_path, gallery_at):
     """At most ``resident`` blocks stay deserialised per scanning process; the others are read,
     scored and dropped at every scan, from the same snapshot: the same answers, commits included."""
-    from cipherface.gallery.packing import encrypt_probe
-
     rng = np.random.default_rng(41)
     vectors = unit_vectors(rng, 3 * 4088 + 50, d=16)  # four blocks
     with Identifier.open(gallery_at, tmp_path / "keys", create=True, dim=16) as ident:

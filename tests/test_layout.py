@@ -72,7 +72,8 @@ def test_a_last_prime_gallery_answers_as_plaintext_and_as_two_primes_in_half_the
         probes = photos["probes"][::2]
         for a, b in zip(answers(last, photos, metric, probes), answers(two, photos, metric, probes)):
             assert [c.name for c in a.candidates] == [c.name for c in b.candidates]
-            assert np.allclose([c.distance for c in a.candidates], [c.distance for c in b.candidates], atol=1e-4)
+            # the last prime's templates are rounded to a 2^-14 grid: Euclidean distances move by ~1e-4
+            assert np.allclose([c.distance for c in a.candidates], [c.distance for c in b.candidates], atol=3e-4)
         size_last, size_two = stored_bytes(last), stored_bytes(two)
         # one 60-bit prime against 60 + 40 bits (SEAL's zstd packs the 40-bit residues): 0.57
         assert size_last < 0.6 * size_two, (size_last, size_two)
