@@ -108,7 +108,7 @@ def main() -> None:
         "results within",
     ]
     text = (
-        f"Machine: {machine()}, measured {time.strftime('%Y-%m-%d')} (`bench/layouts.py`, TenSEAL n8192-s128, one "
+        f"Machine: {machine()} (`bench/layouts.py`, TenSEAL n8192-s128, one "
         f"block of 4,096 random unit-norm identities, a packed probe expanded and brought to the block's level, "
         f"median of {args.repeat}, one process).\n\n" + table(header, rows)
     )
