@@ -120,6 +120,7 @@ class Identifier:
         self.gallery = gallery
         self.directory = directory
         self.protocol = protocol_for(owner.backend, gallery.metric, gallery=True)
+        self._occupied: dict[int, tuple] = {}  # block -> (seal and nonce, occupied slots, people's slots, ids)
         self.custody = Custody(
             owner.backend,
             self.protocol,
@@ -504,13 +505,12 @@ class Identifier:
                         + ": refused; nothing was decided"
                     )
                 seen.add(block)
-                occupied = state.slots.get(block, {})
-                scores = self.custody.check_scores(block, scores, versions[block], list(occupied), row)
-                people = [(s, i) for s, i in occupied.items() if s not in versions[block].canaries]
-                found = scores[[s for s, _ in people]] + offset
+                occupied, slots, people = self._occupants(state, block, versions[block])
+                scores = self.custody.check_scores(block, scores, versions[block], occupied, row)
+                found = scores[slots] + offset
                 self.protocol.check_values(found, self.custody.limit, f"scores of block {block}")
                 values.append(found)
-                ids += [i for _, i in people]
+                ids += people
             if seen != set(versions):
                 missing = sorted(set(versions) - seen)
                 raise IntegrityError(
@@ -519,6 +519,21 @@ class Identifier:
                 )
             candidates = self._rank(ids, np.concatenate(values) if values else np.array([]), top_k, threshold)
         return Identification(self.gallery.metric, threshold, candidates, watch.ms)
+
+    def _occupants(
+        self, state: GalleryState, block: int, version: BlockVersion
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """A block's occupied slots, and its identities' slots and ids (canaries left out), as arrays
+        kept until the block's seal changes (a query at 1M identities reads 245 blocks of 4,088)."""
+        key = (state.seals.get(block), version.nonce)
+        held = self._occupied.get(block)
+        if held is None or held[0] != key:
+            rows = state.slots.get(block, {})
+            people = [(s, i) for s, i in rows.items() if s not in version.canaries]
+            held = (key, np.fromiter(rows, dtype=np.int64), np.array([s for s, _ in people], dtype=np.int64))
+            held += ([i for _, i in people],)
+            self._occupied[block] = held
+        return held[1], held[2], held[3]
 
     def _versions(self, state: GalleryState) -> dict[int, BlockVersion]:
         """The checked versions of a state's blocks. A block older than the key owner's record is a

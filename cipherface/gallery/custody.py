@@ -208,7 +208,7 @@ class Custody:
                 "was forged, taken from another block or query, replayed, or corrupted; nothing was decided"
             )
         empty = np.ones(scores.size, dtype=bool)
-        empty[list(occupied)] = False
+        empty[np.asarray(occupied, dtype=np.int64)] = False
         stray = float(np.max(np.abs(scores[empty]), initial=0.0))
         if stray > VALUE_SLACK:
             raise IntegrityError(
