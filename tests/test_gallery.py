@@ -41,6 +41,19 @@ def people(faces):
     return {photo: find(photo) for photo in parent}
 
 
+def photo_split(embedded, faces, synthetic: int, seed: int) -> dict:
+    """One photo per person of the shared photos enrolled with ``synthetic`` random identities (norm
+    0.5), the other photos as probes: names, vectors, probes, and every photo's embedding."""
+    label = people(faces)
+    enrolled, probes = {}, []
+    for photo in sorted(embedded):
+        (probes.append(photo) if label[photo] in enrolled else enrolled.setdefault(label[photo], photo))
+    rows = unit_vectors(np.random.default_rng(seed), synthetic) * 0.5
+    names = [f"synthetic-{i}" for i in range(len(rows))] + list(enrolled)
+    vectors = np.array(list(rows) + [embedded[p] for p in enrolled.values()])
+    return {"names": names, "vectors": vectors, "probes": probes, "emb": embedded}
+
+
 def plaintext_top1(metric, gallery_names, gallery_matrix, probe, threshold):
     """The plaintext model's answer, computed independently with numpy."""
     if metric == "cosine":

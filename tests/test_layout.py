@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 import pytest
-from test_gallery import people, plaintext_top1, unit_vectors
+from test_gallery import photo_split, plaintext_top1, unit_vectors
 
 from cipherface.errors import RangeError
 from cipherface.gallery import layout as layouts
@@ -28,15 +28,7 @@ THRESHOLD = {"cosine": 0.07, "euclidean": 0.6}
 @pytest.fixture(scope="module")
 def photos(pair_embeddings, faces):
     """One photo per person enrolled (with 4,200 synthetic identities: two blocks), the rest probes."""
-    _, embedded = pair_embeddings
-    label = people(faces)
-    enrolled, probes = {}, []
-    for photo in sorted(embedded):
-        (probes.append(photo) if label[photo] in enrolled else enrolled.setdefault(label[photo], photo))
-    synthetic = unit_vectors(np.random.default_rng(31), 4200) * 0.5
-    names = [f"synthetic-{i}" for i in range(len(synthetic))] + list(enrolled)
-    vectors = np.array(list(synthetic) + [embedded[p] for p in enrolled.values()])
-    return {"names": names, "vectors": vectors, "probes": probes, "emb": embedded}
+    return photo_split(pair_embeddings[1], faces, 4200, 31)
 
 
 def make(where, photos, metric, layout):

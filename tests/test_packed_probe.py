@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_gallery import people, plaintext_top1, unit_vectors
+from test_gallery import photo_split, plaintext_top1
 
 from cipherface import KeyOwner
 from cipherface.backend import power_of_two_steps
@@ -24,18 +24,11 @@ def photo_gallery(request, tmp_path_factory, pair_embeddings, faces):
     """One photo per person of the shared photos and 3,000 synthetic identities (one block), TenSEAL
     with its default keys (which hold the expansion's Galois keys); the other photos probe it."""
     metric = request.param
-    _, embedded = pair_embeddings
-    label = people(faces)
-    enrolled, probes = {}, []
-    for photo in sorted(embedded):
-        (probes.append(photo) if label[photo] in enrolled else enrolled.setdefault(label[photo], photo))
-    synthetic = unit_vectors(np.random.default_rng(12), 3000) * 0.5
-    names = [f"synthetic-{i}" for i in range(len(synthetic))] + list(enrolled)
-    vectors = np.array(list(synthetic) + [embedded[p] for p in enrolled.values()])
+    split = photo_split(pair_embeddings[1], faces, 3000, 12)
     where = tmp_path_factory.mktemp(f"packed-{metric}")
     ident = Identifier.open(where / "g.db", where / "keys", create=True, backend="tenseal", metric=metric)
-    ident.enroll(names, list(vectors), progress=False)
-    yield {"ident": ident, "metric": metric, "names": names, "vectors": vectors, "probes": probes, "emb": embedded}
+    ident.enroll(split["names"], list(split["vectors"]), progress=False)
+    yield {"ident": ident, "metric": metric, **split}
     ident.close()
 
 

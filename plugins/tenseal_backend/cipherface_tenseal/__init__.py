@@ -227,7 +227,10 @@ class TenSEALBackend(FHEBackend):
         )
 
     def _encrypt_last_prime(self, values, scale):
-        plain = self._encode(values, self._parms_at(0), scale)
+        return self._encrypted(self._encode(values, self._parms_at(0), scale))
+
+    def _encrypted(self, plain) -> bytes:
+        """``plain`` encrypted and serialised: seeded (symmetric) with the secret key, else public."""
         if self.has_secret_key:
             return _scratch.dump(self._encryptor.encrypt_symmetric(plain))
         ct = seal.Ciphertext()
@@ -256,12 +259,7 @@ class TenSEALBackend(FHEBackend):
         return pt
 
     def _encrypt_packed(self, values, depth):
-        plain = self._coefficients(values, self._parms_at(depth), self.params.scale)
-        if self.has_secret_key:
-            return _scratch.dump(self._encryptor.encrypt_symmetric(plain))
-        ct = seal.Ciphertext()
-        self._encryptor.encrypt(plain, ct)
-        return self._serialize(ct)
+        return self._encrypted(self._coefficients(values, self._parms_at(depth), self.params.scale))
 
     def _times_monomial(self, ct, power):
         depth = self.depth_left(ct)
