@@ -114,7 +114,7 @@ def test_remove_zeroes_the_slot_and_frees_it_for_reuse(small):
     assert ident.remove("p7") == 1
     assert ident.gallery.count() == 39 and "p7" not in ident.names()
     columns = decrypt_block(ident.owner.backend, ident.gallery.store.read_block(block))
-    assert np.abs(columns[:, slot]).max() < 1e-5
+    assert np.abs(columns[:, slot]).max() < 5e-5  # zero, plus one encryption's noise (last prime: 2^26)
     [(_, block8, slot8)] = ident.gallery.store.locate(ident.ids_of("p8"))
     assert block8 == block
     np.testing.assert_allclose(columns[:, slot8], vectors[8], atol=5e-5)  # last prime: on a 2^-14 grid
