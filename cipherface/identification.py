@@ -11,7 +11,8 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,7 +267,8 @@ class Identifier:
         for e in embeddings:
             if np.asarray(e).shape != (self.gallery.dim,):
                 raise GalleryError(f"embedding of shape {np.asarray(e).shape}; this gallery holds d={self.gallery.dim}")
-            self._check(e)
+            with self._layout_hint():
+                self.protocol.check(e, self.custody.limit)
             rows.append(self.protocol.gallery_row(e))
         ids: list[str] = []
         step = self.gallery.capacity
@@ -376,10 +378,12 @@ class Identifier:
             self.custody.check_block(block, stored, versions[block])
         return {"blocks": len(versions), "identities": self.gallery.count()}
 
-    def _check(self, embedding: np.ndarray, *, probe: bool = False) -> None:
-        """Refuse an embedding whose results could pass this gallery's layout's limit, saying so."""
+    @contextmanager
+    def _layout_hint(self) -> Iterator[None]:
+        """A ``RangeError`` (an embedding whose results could pass the layout's limit) that names the
+        two-prime layout's larger limit, at the last prime."""
         try:
-            self.protocol.check(embedding, self.custody.limit, probe=probe)
+            yield
         except RangeError as exc:
             if self.layout == layouts.TWO_PRIMES:
                 raise
@@ -414,7 +418,7 @@ class Identifier:
         stays as it was."""
         layout = layouts.checked(layout, self.owner.backend)
         self.directory.set_layout(self.gallery.gallery_id, layout)
-        self.custody.layout, self.custody.limit = layout, layouts.result_limit(layout, self.owner.backend)
+        self.custody.layout = layout
         state, _ = self.checked_state()
         rewritten = 0
         for block in tqdm(sorted(state.seals), desc="migrating", unit="block", disable=not progress):
@@ -465,8 +469,10 @@ class Identifier:
         threshold = checked_threshold(self.default_threshold() if threshold is None else threshold)
         watch = Stopwatch()
         with watch("encrypt_probe"):  # key owner
-            self._check(embedding, probe=True)
-            probe, row, offset = encrypt_probe(self.owner.backend, self.protocol, embedding, limit=self.custody.limit)
+            with self._layout_hint():  # encrypt_probe checks the probe against the layout's limit
+                probe, row, offset = encrypt_probe(
+                    self.owner.backend, self.protocol, embedding, limit=self.custody.limit
+                )
         return self.identify_encrypted(
             probe, row, offset, top_k=top_k, threshold=threshold, workers=workers, watch=watch
         )

@@ -60,13 +60,17 @@ class Custody:
         self.gallery_id = gallery_id
         self.canaries = canaries
         self.dim = dim
-        #: The layout blocks are written in (``layout.py``) and the largest score it holds.
+        #: The layout blocks are written in (``layout.py``).
         self.layout = layout
-        self.limit = layouts.result_limit(layout, backend)
         self._templates: dict[tuple[int, str], np.ndarray] = {}
         #: Worker processes encrypting blocks on every core (set for large enrolments), or None.
         self.pool: EncryptionPool | None = None
         self._slots_checked: dict[int, tuple[str, dict[int, str]]] = {}  # block -> (seal, slot rows) checked
+
+    @property
+    def limit(self) -> float:
+        """The largest score the layout holds (every embedding and probe is checked against it)."""
+        return layouts.result_limit(self.layout, self.backend)
 
     @property
     def key(self) -> bytes:
