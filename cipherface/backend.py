@@ -768,6 +768,13 @@ class FHEBackend(ABC):
     @abstractmethod
     def _serialize(self, ct: Ciphertext) -> bytes: ...
 
+    def _check_serialized(self, data: bytes, depth: int) -> str | None:
+        """Why ``_deserialize`` would not read ``data`` as a ciphertext with ``depth`` levels left, or
+        None. By default it reads it; a backend may check faster (e.g. without expanding a seed),
+        as long as it never lets through what ``_deserialize`` refuses."""
+        actual = self.depth_left(self._deserialize(data, depth))
+        return None if actual == depth else f"it says it has {depth} level(s) left, its ciphertext has {actual}"
+
     @abstractmethod
     def _deserialize(self, data: bytes, depth: int) -> Ciphertext:
         """A ciphertext from ``_serialize``'s bytes; ``depth`` is the :meth:`depth_left` it had, from
@@ -790,6 +797,34 @@ class FHEBackend(ABC):
         self, blob: bytes | envelope.Envelope, *, kind: str | tuple[str, ...] = envelope.CIPHERTEXT
     ) -> tuple[Ciphertext, dict[str, Any]]:
         """A ciphertext and its metadata, after checking backend, key and integrity."""
+        env, depth, meta = self._ciphertext_envelope(blob, kind)
+        try:
+            ct = self._deserialize(env.part("ct"), depth)
+            actual = self.depth_left(ct)
+        except Exception as exc:
+            raise EnvelopeError(f"corrupted {env.kind}: backend {self.name!r} cannot read it ({exc})") from None
+        if actual != depth:
+            raise EnvelopeError(f"this {env.kind} says it has {depth} level(s) left, its ciphertext has {actual}")
+        return ct, meta
+
+    @final
+    def check_ciphertext(
+        self, blob: bytes | envelope.Envelope, *, kind: str | tuple[str, ...] = envelope.CIPHERTEXT
+    ) -> dict[str, Any]:
+        """What ``load_ciphertext`` refuses, refused, without keeping the ciphertext: the matcher's
+        check of every block ciphertext it stores. Returns the metadata."""
+        env, depth, meta = self._ciphertext_envelope(blob, kind)
+        try:
+            problem = self._check_serialized(env.part("ct"), depth)
+        except Exception as exc:
+            problem = str(exc)
+        if problem:
+            raise EnvelopeError(f"corrupted {env.kind}: backend {self.name!r} cannot read it ({problem})")
+        return meta
+
+    def _ciphertext_envelope(
+        self, blob: bytes | envelope.Envelope, kind: str | tuple[str, ...]
+    ) -> tuple[envelope.Envelope, int, dict[str, Any]]:
         env = envelope.expect(blob, kind=kind, backend=self.name, key_id=self.key_id)
         self._check_scheme(env)
         if env.params != self.params.to_dict():
@@ -800,14 +835,7 @@ class FHEBackend(ABC):
         depth = meta.pop(LEVEL_FIELD, None)
         if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= self.params.depth:
             raise EnvelopeError(f"this {env.kind} gives no valid level (got {str(depth)[:40]!r})")
-        try:
-            ct = self._deserialize(env.part("ct"), depth)
-            actual = self.depth_left(ct)
-        except Exception as exc:
-            raise EnvelopeError(f"corrupted {env.kind}: backend {self.name!r} cannot read it ({exc})") from None
-        if actual != depth:
-            raise EnvelopeError(f"this {env.kind} says it has {depth} level(s) left, its ciphertext has {actual}")
-        return ct, meta
+        return env, depth, meta
 
     # ------------------------------------------------------ for subclasses
     @classmethod

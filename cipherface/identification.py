@@ -6,6 +6,8 @@ ciphertexts, opaque ids and the public bundle.
 
 from __future__ import annotations
 
+import collections
+import functools
 import hashlib
 import json
 import os
@@ -64,6 +66,8 @@ MAX_ATTEMPTS = 20
 #: A writer that keeps losing commit races to others (who thus make progress) keeps trying this
 #: long, even past ``MAX_ATTEMPTS``: a busy gallery delays an enrolment, it does not refuse it.
 WRITE_PATIENCE = 120.0
+#: Blocks of a bulk enrolment whose encryption runs ahead of the one being committed.
+ENROLMENT_LOOKAHEAD = 2
 
 
 @dataclass(frozen=True)
@@ -258,34 +262,44 @@ class Identifier:
         progress: bool = True,
         made_by: dict[str, Any] | None = None,
     ) -> list[str]:
-        """Enrol templates (one per embedding), one transaction per block's worth; ``made_by``
+        """Enrol templates (one per embedding), one transaction per block; ``made_by``
         (``Embedder.describe()``) must name the gallery's model when both are known."""
         self.check_model(made_by)
         if len(names) != len(embeddings):
             raise GalleryError(f"{len(names)} names for {len(embeddings)} embeddings")
-        rows = []
+        if not names:
+            return []
         for e in embeddings:
-            if np.asarray(e).shape != (self.gallery.dim,):
-                raise GalleryError(f"embedding of shape {np.asarray(e).shape}; this gallery holds d={self.gallery.dim}")
-            with self._layout_hint():
-                self.protocol.check(e, self.custody.limit)
-            rows.append(self.protocol.gallery_row(e))
-        ids: list[str] = []
-        step = self.gallery.capacity
+            if np.shape(e) != (self.gallery.dim,):
+                raise GalleryError(f"embedding of shape {np.shape(e)}; this gallery holds d={self.gallery.dim}")
+        with self._layout_hint():
+            rows = self.protocol.gallery_rows(np.asarray(embeddings, dtype=np.float64), self.custody.limit)
         bar = tqdm(total=len(names), desc="enrolling", unit="id", disable=not progress or len(names) < 2)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        if len(names) > step and cores > 1:  # more than a block: encrypt on every core
+        if len(names) > self.gallery.capacity and cores > 1:  # more than a block: encrypt on every core
             self.custody.pool = EncryptionPool(self.owner.backend, cores)
         try:
-            for start in range(0, len(names), step):
-                chunk_ids = new_ids(len(rows[start : start + step]))
-                members = dict(zip(chunk_ids, rows[start : start + step]))
+            state = self.gallery.state()
+            slots, canaries = self.custody.place(state, len(rows))
+            ids = new_ids([block for block, _ in slots])
+            name_of = dict(zip(ids, names))
+            plan: dict[int, dict[int, tuple[str, np.ndarray]]] = {}
+            for (block, slot), ident, row in zip(slots, ids, rows):
+                plan.setdefault(block, {})[slot] = (ident, row)
+            # the workers encrypt the next blocks while this one is checked and committed
+            todo, begun = iter(sorted(plan)), collections.deque()
+            while True:
+                while len(begun) <= ENROLMENT_LOOKAHEAD and (block := next(todo, None)) is not None:
+                    begun.append((block, self._begin(state, block, plan[block], canaries)))
+                if not begun:
+                    break
+                block, started = begun.popleft()
+                put = plan.pop(block)
                 self._write(
-                    lambda state, members=members: self._placed(state, members),
-                    added=zip(chunk_ids, names[start : start + step]),
+                    functools.partial(self._enrolled, block=block, put=put, started=[started] if started else []),
+                    added=[(ident, name_of[ident]) for ident, _ in put.values()],
                 )
-                ids += chunk_ids
-                bar.update(len(chunk_ids))
+                bar.update(len(put))
         finally:
             if self.custody.pool is not None:
                 self.custody.pool.close()
@@ -293,6 +307,35 @@ class Identifier:
             bar.close()
         self.gallery.checkpoint()
         return ids
+
+    def _begin(
+        self,
+        state: GalleryState,
+        block: int,
+        put: dict[int, tuple[str, np.ndarray]],
+        canaries: dict[int, tuple[int, ...]],
+    ) -> Callable[[], Rewrite] | None:
+        """A block of a bulk enrolment, its rewrite begun as planned on ``state``; None when the
+        block moved since (its commit then plans again from the state it reads)."""
+        stored = self.gallery.read_blocks([block]).get(block) if block in state.seals else None
+        try:
+            return self.custody.begin_rewrite(block, stored, put=put, canary_slots=canaries.get(block, ()))
+        except (WriteConflictError, StaleBlockError):
+            return None
+
+    def _enrolled(
+        self,
+        state: GalleryState,
+        *,
+        block: int,
+        put: dict[int, tuple[str, np.ndarray]],
+        started: list[Callable[[], Rewrite]],
+    ) -> Change:
+        """One block's share of a bulk enrolment: the rewrite begun for it, or (when it was not, or a
+        commit lost a race) its identities placed afresh on ``state``."""
+        if started:
+            return Change({block: started.pop()()}, add=[(ident, block, slot) for slot, (ident, _) in put.items()])
+        return self._placed(state, dict(put.values()))
 
     def _placed(self, state: GalleryState, members: dict[str, np.ndarray]) -> Change:
         slots, canaries = self.custody.place(state, len(members))

@@ -93,6 +93,40 @@ def test_no_enrolment_is_lost_when_removals_rewrite_its_block(tmp_path, gallery_
             assert ident.identify(first[i], top_k=1).identity == f"f{i}"
 
 
+def test_a_bulk_enrolment_whose_planned_blocks_another_writer_takes_enrols_everyone_once(
+    tmp_path, gallery_at, monkeypatch
+):
+    """A bulk enrolment encrypts the blocks after the one it commits ahead, as planned on the state
+    it read first. Another writer enrols into the gallery after its first commit, taking the block
+    it planned next: those blocks are planned again, and every identity lands exactly once."""
+    rng = np.random.default_rng(13)
+    dim, crowd, intruder = 16, unit(rng, 2 * 4088 + 100, 16), unit(rng, 1, 16)
+    with (
+        Identifier.open(gallery_at, tmp_path / "keys", create=True, dim=dim) as bulk,
+        Identifier.open(gallery_at, tmp_path / "keys") as other,
+    ):
+        write, replanned = Identifier._write, []
+
+        def interleaved(self, plan, added):
+            change = write(self, plan, added)
+            if self is bulk and not replanned:
+                replanned.append(0)
+                other.enroll(["intruder"], list(intruder), progress=False)  # takes block 1 before bulk's commit
+            return change
+
+        placed = Identifier._placed
+        monkeypatch.setattr(Identifier, "_write", interleaved)
+        monkeypatch.setattr(Identifier, "_placed", lambda self, *a: replanned.append(1) or placed(self, *a))
+        ids = bulk.enroll([f"c{i}" for i in range(len(crowd))], list(crowd), progress=False)
+        assert sum(replanned) >= 1, "the planned block was not taken: the test did not interleave"
+        assert len(set(ids)) == len(crowd) and bulk.gallery.count() == len(crowd) + 1
+        assert bulk.names() == {**{f"c{i}": 1 for i in range(len(crowd))}, "intruder": 1}
+        bulk.verify()
+        for i in (0, 4087, 4088, 4100, 8175, 8176, len(crowd) - 1):  # both sides of every block boundary
+            assert bulk.identify(crowd[i], top_k=1).identity == f"c{i}"
+        assert bulk.identify(intruder[0], top_k=1).candidates[0].name == "intruder"
+
+
 def test_the_name_directory_is_readable_by_the_key_owner_only(tmp_path):
     import os
     import stat

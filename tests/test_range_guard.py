@@ -142,3 +142,33 @@ def test_a_gallery_whose_public_bundle_was_swapped_refuses_to_identify(gallery, 
         conn.execute("UPDATE bundle SET data = ?", (env.to_bytes(),))
     with pytest.raises(IntegrityError, match="public bundle are not those the key owner made"):
         Identifier.open(path, path.parent / "keys")
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "cosine-quantised", "euclidean-in-clear"])
+def test_a_batch_of_gallery_rows_is_each_row_as_prepared_alone_and_refused_alike(metric):
+    """Enrolment prepares and checks all its embeddings in one pass: the rows must be what
+    ``check`` and ``gallery_row`` give one by one, and a batch holding one embedding that could
+    wrap around (or is empty, or not finite) is refused as that embedding alone would be."""
+    from cipherface.plugins import get_protocol
+
+    name, _, variant = metric.partition("-")
+    protocol = get_protocol(name)
+    protocol = {"quantised": protocol.quantised(), "in": protocol.probe_in_clear()}.get(variant, protocol)
+    rng = np.random.default_rng(3)
+    batch = rng.normal(size=(50, 128)) * (1.0 if name == "cosine" else 0.05)
+    limit = 16.0 if not protocol.quant_scale else 2.0**40
+    rows = protocol.gallery_rows(batch, limit)
+    np.testing.assert_allclose(rows, [protocol.gallery_row(e) for e in batch], rtol=1e-14, atol=1e-15)
+    for embedding in (batch[7] * 1e5, np.zeros(128), np.full(128, np.nan)):  # wraps, empty, not finite
+        alone = None
+        try:
+            protocol.check(embedding, limit)
+        except CipherfaceError as exc:
+            alone = type(exc)
+        edited = batch.copy()
+        edited[7] = embedding
+        if alone is None:
+            protocol.gallery_rows(edited, limit)
+        else:
+            with pytest.raises(alone):
+                protocol.gallery_rows(edited, limit)

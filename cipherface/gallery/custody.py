@@ -13,8 +13,9 @@ swapped, relabelled, replayed or forged, or a slot row changed, is refused with
 
 from __future__ import annotations
 
+import functools
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,13 +110,27 @@ class Custody:
         """The block re-encrypted with ``put`` (slot -> (id, gallery row)) written, ``clear``
         (slot -> id) zeroed and fresh canaries; ``stored`` (None: a new block with these
         ``canary_slots``) is checked against its seal and the key owner's record first."""
+        return self.begin_rewrite(block, stored, put=put, clear=clear, canary_slots=canary_slots)()
+
+    def begin_rewrite(
+        self,
+        block: int,
+        stored: StoredBlock | None,
+        *,
+        put: Mapping[int, tuple[str, np.ndarray]] | None = None,
+        clear: Mapping[int, str] | None = None,
+        canary_slots: Sequence[int] = (),
+    ) -> Callable[[], Rewrite]:
+        """``rewrite`` with its encryption started (on the pool's workers, where there is a pool):
+        calling the result waits for it and gives the ``Rewrite``. A bulk enrolment checks and commits
+        one block while the workers encrypt the next."""
         put, clear = dict(put or {}), dict(clear or {})
         canary_rows: list[tuple[str, int, int]] = []
         if stored is None:
             columns = np.zeros((self.protocol.width(self.dim), self.backend.slot_count))
             version, slots = 1, {}
             canaries = tuple(canary_slots)
-            canary_rows = [(i, block, s) for i, s in zip(new_ids(len(canaries)), canaries)]
+            canary_rows = [(i, block, s) for i, s in zip(new_ids([block] * len(canaries)), canaries)]
             slots = {s: i for i, _, s in canary_rows}
         else:
             seal = open_seal(self.key, stored.seal, self.gallery_id, block)
@@ -141,15 +156,20 @@ class Custody:
         nonce = new_nonce()
         columns[:, list(canaries)] = self._canary_rows(block, nonce).T  # fresh at every rewrite
         if self.pool:
-            blobs = self.pool.encrypt_block(columns, block, self.layout)
+            encrypted = self.pool.submit(columns, block, self.layout)
         else:
-            blobs = encrypt_block(self.backend, columns, block, self.layout)
-        seal = make_seal(self.key, self.gallery_id, block, version, nonce, blobs, slots)
-        return Rewrite(
-            BlockWrite(blobs, seal.to_text(), stored.seal if stored else None),
-            BlockVersion(block, version, nonce, canaries),
-            canary_rows,
-        )
+            encrypted = functools.partial(list, encrypt_block(self.backend, columns, block, self.layout))
+
+        def finish() -> Rewrite:
+            blobs = encrypted()
+            seal = make_seal(self.key, self.gallery_id, block, version, nonce, blobs, slots)
+            return Rewrite(
+                BlockWrite(blobs, seal.to_text(), stored.seal if stored else None),
+                BlockVersion(block, version, nonce, canaries),
+                canary_rows,
+            )
+
+        return finish
 
     # ------------------------------------------------------------------ checks
     def check_state(self, state: GalleryState) -> dict[int, BlockVersion]:

@@ -21,6 +21,8 @@ from pathlib import Path
 from cipherface.errors import GalleryError
 
 SCHEMA_VERSION = 2
+#: SQLite's page cache per connection (its default is 2 MB): a million names' index pages stay in it.
+CACHE_KIB = 256 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS names (
@@ -68,6 +70,7 @@ class Directory:
         os.chmod(self.path, 0o600)
         self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=60)
         self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")  # ids are random: inserts touch pages all over
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         tables = {t for (t,) in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if tables and version != SCHEMA_VERSION:

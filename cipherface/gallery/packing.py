@@ -11,7 +11,7 @@ ciphertexts themselves. These functions run on the key owner's side.
 from __future__ import annotations
 
 import multiprocessing as mp
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -90,10 +90,12 @@ class EncryptionPool:
             initargs=(backend.export_secret_bundle(),),
         )
 
-    def encrypt_block(self, columns: np.ndarray, block: int, layout: int) -> list[bytes]:
+    def submit(self, columns: np.ndarray, block: int, layout: int) -> Callable[[], list[bytes]]:
+        """Start encrypting a block (``encrypt_block``): call the result to wait for its ciphertexts.
+        Blocks submitted one after the other are encrypted in that order."""
         shares = [idx for idx in np.array_split(np.arange(len(columns)), self.workers) if len(idx)]
         futures = [self._pool.submit(_encrypt_in_worker, columns[idx], block, int(idx[0]), layout) for idx in shares]
-        return [blob for f in futures for blob in f.result()]
+        return lambda: [blob for f in futures for blob in f.result()]
 
     def close(self) -> None:
         self._pool.shutdown(cancel_futures=True)

@@ -114,6 +114,34 @@ class DistanceProtocol(ABC):
     def gallery_row(self, embedding: np.ndarray) -> np.ndarray:
         """The vector stored for a gallery identity in the packed layout (prepared, maybe augmented)."""
 
+    def gallery_rows(self, embeddings: np.ndarray, limit: float) -> np.ndarray:
+        """The gallery rows (n x width) of many embeddings (n x d), each refused as ``check`` refuses
+        it: one by one here; metrics whose preparation is row-wise arithmetic do it in one pass."""
+        return np.array([self._checked_row(e, limit) for e in embeddings]).reshape(len(embeddings), -1)
+
+    def _checked_row(self, embedding: np.ndarray, limit: float) -> np.ndarray:
+        self.check(embedding, limit)
+        return self.gallery_row(embedding)
+
+    def _prepared_rows(self, embeddings: np.ndarray, limit: float) -> np.ndarray:
+        """``prepare_checked`` of every row at once, for metrics whose ``normalise_rows`` does it."""
+        arr = np.asarray(embeddings, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] == 0:
+            raise DimensionError(f"embeddings must be a non-empty 2-D array (n x d), got shape {arr.shape}")
+        finite = np.isfinite(arr).all(axis=1)
+        if not finite.all():
+            raise DimensionError(f"embedding {int(np.argmin(finite))} contains NaN or infinity")
+        prepared = self.encode(self.normalise_rows(arr))
+        norms = np.sqrt(np.einsum("ij,ij->i", prepared, prepared))
+        over = np.flatnonzero(self.result_bound(norms) > limit)
+        if over.size:
+            self.check_input(prepared[over[0]], limit)  # its error, as for one embedding
+        return prepared
+
+    def normalise_rows(self, arr: np.ndarray) -> np.ndarray:
+        """``normalise`` of every row of ``arr`` (n x d)."""
+        return arr
+
     def canary_row(self, template: np.ndarray) -> np.ndarray:
         """The stored row of one of the key owner's gallery canaries, from its random template."""
         return self.gallery_row(template)

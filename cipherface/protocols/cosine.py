@@ -19,6 +19,14 @@ class Cosine(DistanceProtocol):
             raise DimensionError("cosine distance is undefined for an all-zero embedding")
         return arr / norm
 
+    def normalise_rows(self, arr):
+        norms = np.linalg.norm(arr, axis=1, keepdims=True)
+        if not norms.all():
+            raise DimensionError(
+                f"cosine distance is undefined for an all-zero embedding (row {int(np.argmin(norms[:, 0]))})"
+            )
+        return arr / norms
+
     def encrypted(self, backend, a, b, dim):
         # nothing multiplies after this: rotate at the lowest level, where key switching is cheapest
         dot = backend.sum_slots(backend.drop_to_depth(backend.multiply(a, b), 0), dim)
@@ -29,6 +37,9 @@ class Cosine(DistanceProtocol):
 
     def gallery_row(self, embedding):
         return self.prepare(embedding)
+
+    def gallery_rows(self, embeddings, limit):
+        return self._prepared_rows(embeddings, limit)
 
     def probe_row(self, embedding):
         # 1 - ĝ·p̂ = ĝ·(-p̂) + 1

@@ -29,6 +29,10 @@ class Euclidean(DistanceProtocol):
         g = self.prepare(embedding)
         return np.append(g, g @ g)
 
+    def gallery_rows(self, embeddings, limit):
+        g = self._prepared_rows(embeddings, limit)
+        return np.column_stack([g, np.einsum("ij,ij->i", g, g)])
+
     def probe_row(self, embedding):
         p = self.prepare(embedding)
         return np.append(-2.0 * p, 1.0), float(p @ p)

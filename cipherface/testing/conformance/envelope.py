@@ -92,6 +92,47 @@ class EnvelopeTests(_Fixtures):
         with pytest.raises(EnvelopeError, match=backend.name):
             backend.load_ciphertext(env.to_bytes())
 
+    @pytest.fixture(scope="class")
+    @classmethod
+    def stored_blobs(cls, backend, public_backend, plain):
+        """Ciphertexts as a gallery stores them: the key owner's (seeded where the backend can) and
+        the matcher's, at every level, and at the last prime where the backend has it."""
+        values = plain(np.linspace(-0.5, 0.5, 16))
+        depths = range(min(backend.params.depth, 1) + 1)
+        blobs = [owner.encrypt_blob(values, depth=d) for owner in (backend, public_backend) for d in depths]
+        if backend.last_prime_scales is not None:
+            blobs.append(backend.encrypt_last_prime_blob(values))
+        return blobs
+
+    def test_the_matchers_check_accepts_genuine_ciphertexts(self, public_backend, stored_blobs):
+        for blob in stored_blobs:
+            assert public_backend.check_ciphertext(blob) == public_backend.load_ciphertext(blob)[1], (
+                "envelope: check_ciphertext and load_ciphertext disagree on a genuine ciphertext's metadata"
+            )
+
+    def test_the_matchers_check_lets_nothing_through_that_loading_refuses(self, public_backend, stored_blobs):
+        """``check_ciphertext`` (what the matcher runs on every block it stores; a backend may make
+        it faster than loading) on ciphertexts whose library bytes were edited, the envelope's
+        checksum made to match: whatever it accepts, ``load_ciphertext`` must read."""
+        rng = np.random.default_rng(5)
+        refused = 0
+        for blob in stored_blobs:
+            for _ in range(150):
+                env = envelope.decode(blob)
+                data = bytearray(env.parts["ct"])
+                for _ in range(int(rng.integers(1, 4))):  # the metadata and the tail most often
+                    where = (rng.integers(0, 160), rng.integers(0, len(data)), len(data) - rng.integers(1, 100))
+                    data[int(where[rng.integers(0, 3)]) % len(data)] = int(rng.integers(0, 256))
+                env.parts = {"ct": bytes(data[: len(data) - int(rng.integers(0, 2)) * int(rng.integers(1, 9))])}
+                edited = env.to_bytes()
+                try:
+                    public_backend.check_ciphertext(edited)
+                except EnvelopeError:
+                    refused += 1
+                    continue
+                public_backend.load_ciphertext(edited)  # must not raise
+        assert refused > 0, "envelope: check_ciphertext refused none of the edited ciphertexts"
+
     def test_the_recorded_level_is_checked(self, backend, blob):
         ct, _ = backend.load_ciphertext(blob)
         assert backend.depth_left(ct) == envelope.decode(blob).meta["level"] == backend.params.depth

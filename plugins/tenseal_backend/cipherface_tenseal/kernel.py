@@ -29,10 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cipherface_tenseal import seal_format
+
 SOURCE = Path(__file__).with_name("mac.c")
-_HEADER = struct.Struct("<HBBBBHQ")  # SEAL's: magic, header size, version, compression, reserved, size
-_MAGIC, _NONE, _ZSTD = 0xA15E, 0, 2
-_MEMBERS = struct.Struct("<32sB3QdQ")  # parms_id, is_ntt_form, size, N, primes, scale, correction factor
 _library: list[ctypes.CDLL | None] = []
 
 
@@ -97,23 +96,19 @@ class Operand:
 def operand(serialised: list[bytes], moduli: np.ndarray) -> Operand | None:
     """The residues of SEAL-serialised ciphertexts (``Ciphertext.save``'s output), or None when they
     are not all of size 2, in NTT form, at one level and one scale (the kernel's case)."""
-    import zstandard
-
     arrays, first = [], None
     for raw in serialised:
-        magic, _, major, minor, compression, _, _ = _HEADER.unpack_from(raw)
-        body = raw[_HEADER.size :]
-        if magic != _MAGIC or compression not in (_NONE, _ZSTD):
+        parsed = seal_format.body(raw)
+        if parsed is None:
             return None
-        if compression == _ZSTD:
-            body = zstandard.ZstdDecompressor().decompress(body, max_output_size=1 << 31)
-        parms_id, ntt, size, n, primes, scale, correction = _MEMBERS.unpack_from(body)
+        (_, _, major, minor, _, _, _), body = parsed
+        parms_id, ntt, size, n, primes, scale, correction = seal_format.MEMBERS.unpack_from(body)
         key = (parms_id, ntt, size, n, primes, scale, correction, major, minor)
         if first is None:
             first = key
         if key != first or size != 2 or not ntt or correction != 1:
             return None
-        offset = _MEMBERS.size + _HEADER.size + 8  # the data array's own header and its length
+        offset = seal_format.MEMBERS.size + seal_format.HEADER.size + 8  # the data array's own header and length
         residues = np.frombuffer(body, dtype=np.uint64, offset=offset, count=2 * primes * n)
         arrays.append(residues.reshape(2, primes, n).copy())  # aligned (the offset is not), and its own
     if first is None:
@@ -133,10 +128,11 @@ def inner_product(lib: ctypes.CDLL, a: Operand, b: Operand) -> bytes | None:
     out = np.empty((3, primes, n), dtype=np.uint64)
     lib.cf_mac(len(a.arrays), a.pointers, b.pointers, primes, n, a.moduli.ctypes.data, out.ctypes.data)
     payload = out.tobytes()
-    data = _HEADER.pack(_MAGIC, _HEADER.size, *a.version, _NONE, 0, _HEADER.size + 8 + len(payload))
-    body = _MEMBERS.pack(a.parms_id, 1, 3, n, primes, a.scale * b.scale, 1) + data + struct.pack("<Q", out.size)
+    header, members = seal_format.HEADER, seal_format.MEMBERS
+    data = header.pack(seal_format.MAGIC, header.size, *a.version, seal_format.NONE, 0, header.size + 8 + len(payload))
+    body = members.pack(a.parms_id, 1, 3, n, primes, a.scale * b.scale, 1) + data + struct.pack("<Q", out.size)
     body += payload
-    return _HEADER.pack(_MAGIC, _HEADER.size, *a.version, _NONE, 0, _HEADER.size + len(body)) + body
+    return header.pack(seal_format.MAGIC, header.size, *a.version, seal_format.NONE, 0, header.size + len(body)) + body
 
 
 if __name__ == "__main__":  # set-up builds it: python -m cipherface_tenseal.kernel
