@@ -1,5 +1,5 @@
 """The capacity model of docs/scale.md: machines, memory, latency and bytes per query for a matcher
-of 10M-100M identities, from per-block costs measured by bench/bench_scale.py.
+of 10M-100M identities, from per-block costs measured by bench/layouts.py and bench/bench_gallery.py.
 
 Each block holds 4,088 identities (N=8192: 4,096 slots less 8 canaries). A query scans every
 block once on some core; the probe (one packed ciphertext) goes to every worker, which expands it
@@ -17,14 +17,16 @@ import math
 from report import table
 
 IDS_PER_BLOCK = 4088
-#: Per-block costs measured here (bench_scale.py, docs/benchmarks.md "scale" sections), by d:
-#: scan core-ms, resident MB, stored MB, key owner decrypt+rank ms; and per query: the packed probe
-#: (MB) and its expansion on each worker (s, bench/probe_expansion.py, docs/gallery.md).
+#: Per-block costs measured here, by d, for blocks at the last prime scanned by the TenSEAL native
+#: kernel (the default since 2026-11-28): scan core-ms (bench/layouts.py), resident and stored MB
+#: (bench_gallery.py at 1M: 4,110 and 2,215 B per identity; 66 KB per stored ciphertext), key
+#: owner decrypt+rank ms; and per query: the packed probe (MB) and, on each worker, its expansion
+#: plus bringing its components to the last prime (s, bench/probe_expansion.py, bench/layouts.py).
 MEASURED = {
-    128: {"scan_ms": 67, "resident_mb": 33.5, "stored_mb": 15.5, "owner_ms": 4.2, "probe_mb": 0.115,
-          "expand_s": 0.30},
-    512: {"scan_ms": 270, "resident_mb": 134.2, "stored_mb": 63.9, "owner_ms": 4.2, "probe_mb": 0.116,
-          "expand_s": 1.37},
+    128: {"scan_ms": 10.3, "resident_mb": 16.8, "stored_mb": 8.5, "owner_ms": 1.8, "probe_mb": 0.115,
+          "expand_s": 0.43},
+    512: {"scan_ms": 45.3, "resident_mb": 67.2, "stored_mb": 33.8, "owner_ms": 1.8, "probe_mb": 0.116,
+          "expand_s": 1.89},
 }  # fmt: skip
 RESULT_MB = 0.131  # one score ciphertext per block, one prime
 DASK_OVERHEAD = 1.10  # scan on Dask workers / the same cores scanning in process (measured 1.09-1.11x)

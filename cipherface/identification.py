@@ -198,6 +198,9 @@ class Identifier:
             raise
 
     def close(self) -> None:
+        if self.custody.pool is not None:
+            self.custody.pool.close()
+            self.custody.pool = None
         self.gallery.close()
         self.directory.close()
 
@@ -276,7 +279,8 @@ class Identifier:
             rows = self.protocol.gallery_rows(np.asarray(embeddings, dtype=np.float64), self.custody.limit)
         bar = tqdm(total=len(names), desc="enrolling", unit="id", disable=not progress or len(names) < 2)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        if len(names) > self.gallery.capacity and cores > 1:  # more than a block: encrypt on every core
+        if len(names) > self.gallery.capacity and cores > 1 and self.custody.pool is None:
+            # more than a block: encrypt on every core (the workers stay until ``close`` for the next one)
             self.custody.pool = EncryptionPool(self.owner.backend, cores)
         try:
             state = self.gallery.state()
@@ -300,10 +304,12 @@ class Identifier:
                     added=[(ident, name_of[ident]) for ident, _ in put.values()],
                 )
                 bar.update(len(put))
-        finally:
-            if self.custody.pool is not None:
+        except BaseException:
+            if self.custody.pool is not None:  # its workers may still be encrypting blocks never committed
                 self.custody.pool.close()
                 self.custody.pool = None
+            raise
+        finally:
             bar.close()
         self.gallery.checkpoint()
         return ids

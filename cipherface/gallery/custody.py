@@ -17,6 +17,7 @@ import functools
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -98,19 +99,9 @@ class Custody:
             block += 1
         return out, new
 
-    def rewrite(
-        self,
-        block: int,
-        stored: StoredBlock | None,
-        *,
-        put: Mapping[int, tuple[str, np.ndarray]] | None = None,
-        clear: Mapping[int, str] | None = None,
-        canary_slots: Sequence[int] = (),
-    ) -> Rewrite:
-        """The block re-encrypted with ``put`` (slot -> (id, gallery row)) written, ``clear``
-        (slot -> id) zeroed and fresh canaries; ``stored`` (None: a new block with these
-        ``canary_slots``) is checked against its seal and the key owner's record first."""
-        return self.begin_rewrite(block, stored, put=put, clear=clear, canary_slots=canary_slots)()
+    def rewrite(self, block: int, stored: StoredBlock | None, **changes: Any) -> Rewrite:
+        """``begin_rewrite``, waited for."""
+        return self.begin_rewrite(block, stored, **changes)()
 
     def begin_rewrite(
         self,
@@ -121,9 +112,12 @@ class Custody:
         clear: Mapping[int, str] | None = None,
         canary_slots: Sequence[int] = (),
     ) -> Callable[[], Rewrite]:
-        """``rewrite`` with its encryption started (on the pool's workers, where there is a pool):
-        calling the result waits for it and gives the ``Rewrite``. A bulk enrolment checks and commits
-        one block while the workers encrypt the next."""
+        """The block re-encrypted with ``put`` (slot -> (id, gallery row)) written, ``clear``
+        (slot -> id) zeroed and fresh canaries; ``stored`` (None: a new block with these
+        ``canary_slots``) is checked against its seal and the key owner's record first. Its
+        encryption is started (on the pool's workers, where there is a pool); calling the result
+        waits for it and gives the ``Rewrite``. A bulk enrolment checks and commits one block while
+        the workers encrypt the next."""
         put, clear = dict(put or {}), dict(clear or {})
         canary_rows: list[tuple[str, int, int]] = []
         if stored is None:

@@ -240,7 +240,7 @@ class EncryptedGallery:
             "canaries_per_block": self.canaries,
             "file_bytes": size,
             "bytes_per_identity": round(size / n) if n else None,
-            "labels": "opaque random ids (names stay in the key owner's directory)",
+            "labels": "opaque ids: block number, then 96 random bits (names stay in the key owner's directory)",
         }
 
     def state(self) -> GalleryState:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -83,12 +84,14 @@ class EncryptionPool:
 
     def __init__(self, backend: FHEBackend, workers: int) -> None:
         self.workers = workers
-        self._pool = ProcessPoolExecutor(
-            workers,
-            mp_context=mp.get_context("spawn"),
-            initializer=_load_key,
-            initargs=(backend.export_secret_bundle(),),
-        )
+        context = mp.get_context("spawn")
+        # the bundle goes through a queue, not the workers' arguments: those are written to each new
+        # process before it has started Python, which held the caller up for 0.3 s per worker
+        self._keys = context.Queue()
+        self._pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_load_key, initargs=(self._keys,))
+        bundle = backend.export_secret_bundle()
+        for _ in range(workers):
+            self._keys.put(bundle)
 
     def submit(self, columns: np.ndarray, block: int, layout: int) -> Callable[[], list[bytes]]:
         """Start encrypting a block (``encrypt_block``): call the result to wait for its ciphertexts.
@@ -99,18 +102,20 @@ class EncryptionPool:
 
     def close(self) -> None:
         self._pool.shutdown(cancel_futures=True)
+        self._keys.cancel_join_thread()  # bundles no worker took (none was started) are dropped
+        self._keys.close()
 
 
 _WORKER_BACKEND: list[FHEBackend] = []
 
 
-def _load_key(secret_bundle: bytes) -> None:
+def _load_key(keys: Any) -> None:
     import signal
 
     from cipherface.backend import open_bundle
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes the pool
-    _WORKER_BACKEND[:] = [open_bundle(secret_bundle, envelope.SECRET_BUNDLE)]
+    _WORKER_BACKEND[:] = [open_bundle(keys.get(), envelope.SECRET_BUNDLE)]
 
 
 def _encrypt_in_worker(columns: np.ndarray, block: int, first: int, layout: int) -> list[bytes]:

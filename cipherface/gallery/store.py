@@ -6,7 +6,7 @@ its *location*: a file path, or ``postgresql://...#NAME``.
 
 Every change is one transaction: a reader sees the state before it or after it, a process killed in
 the middle leaves the last committed state, and writers queue instead of failing.  Identities are
-opaque random ids; names never reach the store (they stay in the key owner's Directory).
+opaque ids (``new_ids``); names never reach the store (they stay in the key owner's Directory).
 """
 
 from __future__ import annotations
