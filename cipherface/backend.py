@@ -10,6 +10,7 @@ wraps them in the versioned envelope.
 from __future__ import annotations
 
 import functools
+import math
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -786,6 +787,27 @@ class FHEBackend(ABC):
     ) -> bytes:
         """A ciphertext wrapped in an envelope naming this backend and key, and its level."""
         return self._pack_ciphertext(kind, self._serialize(ct), self.depth_left(ct), meta)
+
+    @final
+    def dump_for_decryption(
+        self,
+        ct: Ciphertext,
+        *,
+        error: float,
+        kind: str = envelope.RESULT,
+        meta: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        """``dump_ciphertext`` for a ciphertext that is only ever decrypted (the scan's score
+        blocks): the backend may round away low-order bits of it, fewer bytes to download, as long
+        as what it decrypts to moves by at most ``error`` per slot. By default it is exact."""
+        if not (math.isfinite(error) and error > 0):
+            raise CipherfaceError(f"a rounding error must be a positive number, got {error!r}")
+        return self._pack_ciphertext(kind, self._serialize_rounded(ct, error), self.depth_left(ct), meta)
+
+    def _serialize_rounded(self, ct: Ciphertext, error: float) -> bytes:
+        """``_serialize``, rounded within ``error`` (``dump_for_decryption``); ``_deserialize`` must
+        read what it returns."""
+        return self._serialize(ct)
 
     def _pack_ciphertext(self, kind: str, data: bytes, depth: int, meta: Mapping[str, Any] | None) -> bytes:
         if meta and LEVEL_FIELD in meta:

@@ -13,7 +13,7 @@ from cipherface.capabilities import DISTANCE_PRESERVING, EXACT, protocol_for
 from cipherface.errors import CipherfaceError
 from cipherface.gallery import layout as layouts
 from cipherface.gallery.packing import decrypt_scores, encrypt_block, encrypt_probe
-from cipherface.gallery.scan import at_level, probe_components
+from cipherface.gallery.scan import SCORE_ROUNDING, at_level, probe_components
 from cipherface.params import SchemeParams, default_preset
 from cipherface.protocols.base import DistanceProtocol
 
@@ -133,7 +133,7 @@ def _gallery_cases(backend: FHEBackend, p: DistanceProtocol, metric: str, layout
             continue  # the backend does not pack: the whole probe was tested already
         probe = at_level(backend, probe_components(backend, probe_blobs, len(probe_row)), layouts.DEPTH[layout])
         scored = backend.inner_product(columns, probe)
-        result = backend.dump_ciphertext(scored, kind=envelope.RESULT, meta={"block": 0})
+        result = backend.dump_for_decryption(scored, error=SCORE_ROUNDING, meta={"block": 0})  # as the scan does
         scores = decrypt_scores(backend, result)[1][[s for _, s in slots]] + offset
         want = np.array([p.plaintext(p.prepare(g), p.prepare_probe(cases[case][1])) for g in gallery])
         if DISTANCE_PRESERVING in backend.capabilities:  # each preparation is a fresh encryption

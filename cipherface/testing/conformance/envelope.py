@@ -11,6 +11,7 @@ from cipherface import envelope
 from cipherface.capabilities import LEVELS
 from cipherface.errors import (
     BackendMismatchError,
+    CipherfaceError,
     EnvelopeError,
     KeyMismatchError,
     VersionError,
@@ -132,6 +133,32 @@ class EnvelopeTests(_Fixtures):
                     continue
                 public_backend.load_ciphertext(edited)  # must not raise
         assert refused > 0, "envelope: check_ciphertext refused none of the edited ciphertexts"
+
+    def test_a_ciphertext_dumped_for_decryption_decrypts_within_the_error_asked(self, backend, public_backend, plain):
+        """``dump_for_decryption`` (the scan's score blocks) may round, never by more than asked:
+        on a fresh ciphertext at the last level, and on a product of last-prime operands (scale
+        2^54 on TenSEAL) where rounding saves the most."""
+        rng = np.random.default_rng(8)
+        values = plain(rng.uniform(-1, 1, backend.slot_count))
+        cases = {"last level": public_backend.encrypt(values, depth=0)}
+        if backend.last_prime_scales is not None:
+            a, _ = public_backend.load_ciphertext(backend.encrypt_last_prime_blob(values))
+            ones = public_backend.to_last_prime(public_backend.encrypt(plain(np.ones(backend.slot_count)), depth=1))
+            cases["last-prime product"] = public_backend.inner_product([a], [ones])
+        for what, ct in cases.items():
+            exact = public_backend.dump_ciphertext(ct, kind=envelope.RESULT)
+            for error in (1e-6, 1e-4):
+                small = public_backend.dump_for_decryption(ct, error=error)
+                assert len(small) <= len(exact), f"envelope: dumped for decryption, a {what} grew"
+                moved = np.max(
+                    np.abs(
+                        backend.decrypt(backend.load_ciphertext(small, kind=envelope.RESULT)[0])
+                        - backend.decrypt(backend.load_ciphertext(exact, kind=envelope.RESULT)[0])
+                    )
+                )
+                assert moved <= error, f"envelope: a {what} dumped for decryption moved by {moved:.3g} > {error:g}"
+        with pytest.raises(CipherfaceError, match="rounding error"):
+            public_backend.dump_for_decryption(cases["last level"], error=0.0)
 
     def test_the_recorded_level_is_checked(self, backend, blob):
         ct, _ = backend.load_ciphertext(blob)

@@ -383,7 +383,23 @@ class TenSEALBackend(FHEBackend):
         return _ciphertext_bytes(ct)
 
     def _deserialize(self, data: bytes, depth: int):
+        if data[: len(seal_format.ROUNDED_MAGIC)] == seal_format.ROUNDED_MAGIC:  # a score block, for decryption
+            ct = _scratch.load(seal.Ciphertext(), self._context, seal_format.unrounded(data, self._level(depth)))
+            self._evaluator.transform_to_ntt_inplace(ct)
+            return ct
         return _scratch.load(seal.Ciphertext(), self._context, data)
+
+    def _serialize_rounded(self, ct, error: float) -> bytes:
+        # one prime only: rounding each prime's residues apart is not rounding the coefficients
+        moduli = self._context.get_context_data(ct.parms_id()).parms().coeff_modulus()
+        bits = seal_format.droppable_bits(error, ct.scale, self.params.poly_modulus_degree)
+        if len(moduli) == 1 and ct.size() == 2 and ct.is_ntt_form() and bits > 0:
+            coefficients = seal.Ciphertext()
+            self._evaluator.transform_from_ntt(ct, coefficients)
+            made = seal_format.rounded(_scratch.dump(coefficients), bits, moduli[0].value())
+            if made is not None:
+                return made
+        return self._serialize(ct)
 
     def _check_serialized(self, data: bytes, depth: int) -> str | None:
         # SEAL's own checks without expanding the seed (a third of a millisecond per stored ciphertext)

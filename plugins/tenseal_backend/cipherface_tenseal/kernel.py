@@ -19,7 +19,6 @@ import ctypes
 import hashlib
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -127,12 +126,7 @@ def inner_product(lib: ctypes.CDLL, a: Operand, b: Operand) -> bytes | None:
     _, primes, n = a.arrays[0].shape
     out = np.empty((3, primes, n), dtype=np.uint64)
     lib.cf_mac(len(a.arrays), a.pointers, b.pointers, primes, n, a.moduli.ctypes.data, out.ctypes.data)
-    payload = out.tobytes()
-    header, members = seal_format.HEADER, seal_format.MEMBERS
-    data = header.pack(seal_format.MAGIC, header.size, *a.version, seal_format.NONE, 0, header.size + 8 + len(payload))
-    body = members.pack(a.parms_id, 1, 3, n, primes, a.scale * b.scale, 1) + data + struct.pack("<Q", out.size)
-    body += payload
-    return header.pack(seal_format.MAGIC, header.size, *a.version, seal_format.NONE, 0, header.size + len(body)) + body
+    return seal_format.ciphertext(a.version, a.parms_id, True, a.scale * b.scale, out)
 
 
 if __name__ == "__main__":  # set-up builds it: python -m cipherface_tenseal.kernel

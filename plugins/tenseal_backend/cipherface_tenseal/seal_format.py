@@ -106,3 +106,75 @@ def ckks_problem(raw: bytes, level: Level) -> str | None:
     if np.any(coefficients >= level.moduli[None, :, None]):
         return "a coefficient is not below its prime"
     return None
+
+
+def ciphertext(version: tuple[int, int], parms_id: bytes, ntt: bool, scale: float, residues: np.ndarray) -> bytes:
+    """SEAL's serialisation (uncompressed) of a ciphertext whose residues are ``residues``
+    (size x primes x N, uint64)."""
+    size, primes, degree = residues.shape
+    payload = np.ascontiguousarray(residues, dtype="<u8").tobytes()
+    array = HEADER.pack(MAGIC, HEADER.size, *version, NONE, 0, HEADER.size + 8 + len(payload))
+    body = MEMBERS.pack(parms_id, int(ntt), size, degree, primes, scale, 1) + array
+    body += struct.pack("<Q", residues.size) + payload
+    return HEADER.pack(MAGIC, HEADER.size, *version, NONE, 0, HEADER.size + len(body)) + body
+
+
+# ------------------------------------------------------------------ rounded ciphertexts
+#: A ciphertext of one prime, in coefficient form, each coefficient rounded to a multiple of 2^k
+#: and stored in ``width`` bytes: magic, k, width, N, parms_id, scale; then 2 x N coefficients.
+ROUNDED = struct.Struct("<4sBBI32sd")
+ROUNDED_MAGIC = b"CFRC"
+
+
+def droppable_bits(error: float, scale: float, degree: int) -> int:
+    """The low-order bits of a one-prime ciphertext's coefficients that can be rounded away while
+    what it decrypts to moves by at most ``error`` per slot. Rounding c0 and c1 by up to 2^(k-1)
+    adds δ0 + δ1·s to the plaintext polynomial (s ternary: each coefficient a sum of about 2N/3
+    terms ±δ), so a standard deviation of 2^(k-1)·sqrt((1 + 2N/3)/3) per coefficient and sqrt(N)
+    times that per slot, divided by the scale; ``error`` is taken as 16 of those deviations."""
+    deviation = math.sqrt((1 + 2 * degree / 3) / 3) * math.sqrt(degree) / scale
+    limit = error / (16 * deviation)  # the largest 2^(k-1)
+    return 0 if limit < 1 else min(math.floor(math.log2(limit)) + 1, 48)
+
+
+def rounded(raw: bytes, bits: int, modulus: int) -> bytes | None:
+    """A one-prime, size-2 ciphertext in coefficient form (SEAL's serialisation) with each
+    coefficient rounded to a multiple of 2^bits and stored in the bytes the rest needs; None when
+    that saves nothing."""
+    parsed = body(raw)
+    if parsed is None:
+        return None
+    _, data = parsed
+    parms_id, ntt, size, degree, primes, scale, _ = MEMBERS.unpack_from(data)
+    width = -(-(modulus.bit_length() - bits) // 8)
+    if ntt or size != 2 or primes != 1 or width >= 8 or bits < 1:
+        return None
+    start = MEMBERS.size + HEADER.size + 8
+    coefficients = np.frombuffer(data, dtype="<u8", offset=start, count=2 * degree)
+    kept = (coefficients + np.uint64(1 << (bits - 1))) >> np.uint64(bits)  # to the nearest (below 2^61)
+    # a coefficient within 2^(k-1) of 2^bits(q) rounds to 2^bits(q) - q, and 0 is as close: it wraps
+    kept &= np.uint64((1 << (8 * width)) - 1)
+    packed = kept.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :width]
+    return ROUNDED.pack(ROUNDED_MAGIC, bits, width, degree, parms_id, scale) + packed.tobytes()
+
+
+def unrounded(data: bytes, level: Level) -> bytes:
+    """SEAL's serialisation (coefficient form) of a ``rounded`` ciphertext at ``level``; ValueError
+    for anything else (these bytes come from the matcher)."""
+    if len(data) < ROUNDED.size:
+        raise ValueError("truncated rounded ciphertext")
+    magic, bits, width, degree, parms_id, scale = ROUNDED.unpack_from(data)
+    if magic != ROUNDED_MAGIC or len(level.moduli) != 1 or parms_id != level.parms_id or degree != level.degree:
+        raise ValueError("a rounded ciphertext of another level or context")
+    modulus = int(level.moduli[0])
+    if not (0 < bits < modulus.bit_length() and width == -(-(modulus.bit_length() - bits) // 8) < 8):
+        raise ValueError(f"rounded to {bits} bits in {width} bytes: not how this level is rounded")
+    if not (math.isfinite(scale) and scale > 0 and math.log2(scale) < level.bits):
+        raise ValueError(f"scale {scale!r} out of bounds")
+    if len(data) != ROUNDED.size + 2 * degree * width:
+        raise ValueError("a rounded ciphertext of another size")
+    packed = np.frombuffer(data, dtype=np.uint8, offset=ROUNDED.size).reshape(-1, width)
+    words = np.zeros((packed.shape[0], 8), dtype=np.uint8)
+    words[:, :width] = packed
+    coefficients = (words.view("<u8")[:, 0] << np.uint64(bits)) % np.uint64(modulus)
+    return ciphertext(level.version, parms_id, False, scale, coefficients.reshape(2, 1, degree))
