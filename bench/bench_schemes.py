@@ -24,6 +24,7 @@ from cipherface import KeyOwner, Matcher, envelope
 from cipherface.backend import power_of_two_steps
 from cipherface.capabilities import PROBE_IN_CLEAR, protocol_for
 from cipherface.evaluation import evaluate_metric
+from cipherface.gallery import layout as layouts
 from cipherface.gallery.packing import encrypt_block, encrypt_probe
 from cipherface.plugins import get_backend
 
@@ -68,7 +69,7 @@ def one_to_n(name: str, repeat: int, rng) -> dict[str, float]:
     count = CLEAR_PROBE_BLOCK if PROBE_IN_CLEAR in owner.capabilities else owner.slot_count
     rows = np.zeros((owner.slot_count, D))
     rows[:count] = [p.gallery_row(v) for v in rng.normal(size=(count, D))]
-    blobs = encrypt_block(owner, rows.T, 0)
+    blobs = encrypt_block(owner, rows.T, 0, layouts.TWO_PRIMES)  # every backend stores it
     block = [matcher.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in blobs]
     probe_blobs, _, _ = encrypt_probe(owner, p, rng.normal(size=D))
     probe = [matcher.load_ciphertext(x, kind=envelope.GALLERY_BLOCK)[0] for x in probe_blobs]
