@@ -25,7 +25,7 @@ wheel=$(PYTHON="$py" bash scripts/pyfhel-wheel.sh | tail -n 1)
   -e plugins/facenet_embedder \
   -e examples/cipherface-opcount
 # The TenSEAL backend's native scan kernel (a small C file, compiled once into ~/.cache/cipherface)
-"$py" -m cipherface_tenseal.kernel >/dev/null
+"$py" -c 'from cipherface_tenseal import kernel; raise SystemExit(kernel.library() is None)'
 # OpenCV 5 ships no Haar cascades; DeepFace's opencv detector reads them from cv2/data
 "$py" scripts/haarcascades.py
 # Sample photos for the demo ship inside the insightface wheel; it is installed
