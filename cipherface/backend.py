@@ -773,8 +773,13 @@ class FHEBackend(ABC):
         """Why ``_deserialize`` would not read ``data`` as a ciphertext with ``depth`` levels left, or
         None. By default it reads it; a backend may check faster (e.g. without expanding a seed),
         as long as it never lets through what ``_deserialize`` refuses."""
-        actual = self.depth_left(self._deserialize(data, depth))
-        return None if actual == depth else f"it says it has {depth} level(s) left, its ciphertext has {actual}"
+        problem = self._level_problem(self._deserialize(data, depth), depth)
+        return problem and f"it {problem}"
+
+    def _level_problem(self, ct: Ciphertext, depth: int) -> str | None:
+        """How a read ciphertext contradicts the level its envelope gives, or None."""
+        actual = self.depth_left(ct)
+        return None if actual == depth else f"says it has {depth} level(s) left, its ciphertext has {actual}"
 
     @abstractmethod
     def _deserialize(self, data: bytes, depth: int) -> Ciphertext:
@@ -822,11 +827,11 @@ class FHEBackend(ABC):
         env, depth, meta = self._ciphertext_envelope(blob, kind)
         try:
             ct = self._deserialize(env.part("ct"), depth)
-            actual = self.depth_left(ct)
+            problem = self._level_problem(ct, depth)
         except Exception as exc:
             raise EnvelopeError(f"corrupted {env.kind}: backend {self.name!r} cannot read it ({exc})") from None
-        if actual != depth:
-            raise EnvelopeError(f"this {env.kind} says it has {depth} level(s) left, its ciphertext has {actual}")
+        if problem:
+            raise EnvelopeError(f"this {env.kind} {problem}")
         return ct, meta
 
     @final

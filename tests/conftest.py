@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 from stores import STORES, gallery_location
@@ -16,10 +17,12 @@ BACKENDS = ("tenseal", "pyfhel")
 def pytest_configure(config):
     # a subprocess that dies of a signal (SIGABRT, SIGSEGV) prints where, in Python and native frames
     os.environ.setdefault("PYTHONFAULTHANDLER", "1")
-    # key folders the CLI makes by default go to a temporary place, not the user's ~/.local/share
+    # key folders the CLI makes by default go to a temporary place, not the user's ~/.local/share,
+    # removed when the session ends (a suite leaves nothing on the disk it shares)
     import tempfile
 
     os.environ["CIPHERFACE_KEYS"] = tempfile.mkdtemp(prefix="cipherface-test-keys-")
+    config.add_cleanup(lambda: shutil.rmtree(os.environ["CIPHERFACE_KEYS"], ignore_errors=True))
     missing = [name for name in BACKENDS if name not in registry().backends]
     if missing:
         raise pytest.UsageError(f"backend plugin(s) {missing} are not installed: run the README's set-up (make test)")
@@ -83,6 +86,9 @@ def postgres_url(tmp_path_factory):
     import pgserver
 
     server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    # recycle the write-ahead log early: the suite's galleries would otherwise leave ~1 GB of it
+    server.psql("ALTER SYSTEM SET max_wal_size = '256MB'; ALTER SYSTEM SET min_wal_size = '64MB';")
+    server.psql("SELECT pg_reload_conf();")
     yield server.get_uri()
     server.cleanup()
 

@@ -3,6 +3,7 @@ edit its rows."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 from pathlib import Path
@@ -54,5 +55,23 @@ def gallery_location(request, store: str, folder: Path, name: str = "g") -> str:
     """A new gallery's location on ``store``: a file in ``folder``, or a fresh name in the test
     session's PostgreSQL server."""
     if store == "sqlite":
-        return str(folder / f"{name}.db")
-    return f"{request.getfixturevalue('postgres_url')}#{name}-{secrets.token_hex(6)}"
+        return str(folder / f"{name}.db")  # in the test's tmp_path, which pytest removes
+    location = f"{request.getfixturevalue('postgres_url')}#{name}-{secrets.token_hex(6)}"
+    request.addfinalizer(lambda: dropped(location))
+    return location
+
+
+def dropped(location: str) -> None:
+    """Drop a test's PostgreSQL gallery when the test is over, so that the session's server does not
+    grow by every gallery of the suite; one still locked (a process the test left) is left alone."""
+    previous = os.environ.get("PGOPTIONS")
+    os.environ["PGOPTIONS"] = "-c lock_timeout=5s"
+    try:
+        GalleryStore.delete(location)
+    except Exception:  # the server is gone or the schema still in use: the session's cleanup removes it
+        pass
+    finally:
+        if previous is None:
+            del os.environ["PGOPTIONS"]
+        else:
+            os.environ["PGOPTIONS"] = previous
