@@ -545,35 +545,48 @@ class Identifier:
                 results, state = self._consistent_scan(list(probe), workers)
             try:
                 versions = self._versions(state)
+                with watch("decrypt_rank"):  # key owner
+                    candidates = self._ranked(results, state, versions, row, offset, top_k, threshold)
                 break
             except StaleScanError:
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
-        with watch("decrypt_rank"):  # key owner
-            ids, values, seen = [], [], set()
-            for blob in results:
-                block, scores = decrypt_scores(self.owner.backend, blob)
-                if block not in versions or block in seen:
-                    raise IntegrityError(
-                        f"the scan returned scores for block {block} "
-                        + ("twice" if block in seen else "which the gallery does not hold")
-                        + ": refused; nothing was decided"
-                    )
-                seen.add(block)
-                occupied, slots, people = self._occupants(state, block, versions[block])
-                scores = self.custody.check_scores(block, scores, versions[block], occupied, row)
-                found = scores[slots] + offset
-                self.protocol.check_values(found, self.custody.limit, f"scores of block {block}")
-                values.append(found)
-                ids += people
-            if seen != set(versions):
-                missing = sorted(set(versions) - seen)
-                raise IntegrityError(
-                    f"the scan returned no scores for block {missing[0]} ({len(missing)} in all): a block was "
-                    "dropped; nothing was decided"
-                )
-            candidates = self._rank(ids, np.concatenate(values) if values else np.array([]), top_k, threshold)
         return Identification(self.gallery.metric, threshold, candidates, watch.ms)
+
+    def _ranked(
+        self,
+        results: list[bytes],
+        state: GalleryState,
+        versions: dict[int, BlockVersion],
+        row: np.ndarray,
+        offset: float,
+        top_k: int,
+        threshold: float,
+    ) -> list[Candidate]:
+        """The scan's score blocks, each checked against its block's version, ranked and named."""
+        ids, values, seen = [], [], set()
+        for blob in results:
+            block, scores = decrypt_scores(self.owner.backend, blob)
+            if block not in versions or block in seen:
+                raise IntegrityError(
+                    f"the scan returned scores for block {block} "
+                    + ("twice" if block in seen else "which the gallery does not hold")
+                    + ": refused; nothing was decided"
+                )
+            seen.add(block)
+            occupied, slots, people = self._occupants(state, block, versions[block])
+            scores = self.custody.check_scores(block, scores, versions[block], occupied, row)
+            found = scores[slots] + offset
+            self.protocol.check_values(found, self.custody.limit, f"scores of block {block}")
+            values.append(found)
+            ids += people
+        if seen != set(versions):
+            missing = sorted(set(versions) - seen)
+            raise IntegrityError(
+                f"the scan returned no scores for block {missing[0]} ({len(missing)} in all): a block was "
+                "dropped; nothing was decided"
+            )
+        return self._rank(state, ids, np.concatenate(values) if values else np.array([]), top_k, threshold)
 
     def _occupants(
         self, state: GalleryState, block: int, version: BlockVersion
@@ -627,17 +640,29 @@ class Identifier:
                 continue
         raise StaleScanError(f"the gallery changed during each of {MAX_ATTEMPTS} scans: try again when it is quieter")
 
-    def _rank(self, ids: list[str], values: np.ndarray, top_k: int, threshold: float) -> list[Candidate]:
+    def _rank(
+        self, state: GalleryState, ids: list[str], values: np.ndarray, top_k: int, threshold: float
+    ) -> list[Candidate]:
         if not ids:
             return []
         k = min(top_k, len(ids))
         best = np.argpartition(values, k - 1)[:k]
         best = best[np.argsort(values[best])]
         names = self.directory.names_of(ids[i] for i in best)
+        unnamed = [ids[i] for i in best if ids[i] not in names]
+        if unnamed:
+            # the key owner forgets a name only after the gallery committed its removal: the scanned
+            # state was older than that commit, and its answer would name nobody (read again)
+            if self._moved_since(state):
+                raise StaleScanError("an identity this scan found was removed meanwhile")
+            raise IntegrityError(
+                f"identity {unnamed[0]} in the gallery's slot rows has no name in the key owner's "
+                "directory: refused; nothing was decided"
+            )
         cutoff = self.protocol.cutoff(threshold)
         return [
             Candidate(
-                name=names.get(ids[i], "?"),
+                name=names[ids[i]],
                 identity=ids[i],
                 value=float(values[i]),
                 distance=self.protocol.distance(float(values[i])),
