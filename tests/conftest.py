@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 from stores import STORES, gallery_location
 
@@ -63,20 +66,37 @@ def faces():
 
 
 @pytest.fixture(scope="session")
-def pair_embeddings(embedder, faces):
-    """The 520 labelled pairs and the largest-face embedding of every photo in them (embedded once)."""
-    return embed_pairs(embedder, faces)
+def pair_embeddings(request, faces, tmp_path_factory):
+    """The 520 labelled pairs and the largest-face embedding of every photo in them (embedded once,
+    by the first of the test processes to need them)."""
+    return embed_pairs(lambda: request.getfixturevalue("embedder"), faces, shared(tmp_path_factory, "pairs-dlib"))
 
 
-def embed_pairs(embedder, faces):
-    """The labelled pairs and ``embedder``'s largest-face embedding of every photo in them."""
+def shared(tmp_path_factory, name: str) -> Path | None:
+    """Where the test processes of one session (pytest-xdist's workers) share a result computed once."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return None
+    return tmp_path_factory.getbasetemp().parent / f"{name}.npz"
+
+
+def embed_pairs(embedder, faces, cache: Path | None = None):
+    """The labelled pairs and the largest-face embedding of every photo in them, by ``embedder()``;
+    read from ``cache`` when another test process wrote it (arrays only: nothing is unpickled)."""
+    from filelock import FileLock
+
     from cipherface.evaluation import embed_images, read_pairs
 
     pairs = read_pairs(faces / "pairs.csv")
     names = sorted({p.image_a for p in pairs} | {p.image_b for p in pairs})
-    embedded = embed_images(embedder, faces, names, progress=False)
-    missing = {n: v for n, v in embedded.items() if isinstance(v, str)}
-    assert not missing, f"photos without a detected face: {missing}"
+    with FileLock(f"{cache}.lock") if cache else contextlib.nullcontext():
+        if cache and cache.is_file():
+            with np.load(cache, allow_pickle=False) as saved:
+                return pairs, {n: saved[n] for n in names}
+        embedded = embed_images(embedder(), faces, names, progress=False)
+        missing = {n: v for n, v in embedded.items() if isinstance(v, str)}
+        assert not missing, f"photos without a detected face: {missing}"
+        if cache:
+            np.savez(cache, **embedded)
     return pairs, embedded
 
 

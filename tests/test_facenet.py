@@ -26,7 +26,7 @@ def facenet():
 def facenet_pairs(facenet, faces):
     from conftest import embed_pairs
 
-    return embed_pairs(facenet, faces)
+    return embed_pairs(lambda: facenet, faces)
 
 
 def test_facenet_is_a_registered_512d_embedder_that_runs_offline_with_both_detectors(facenet, faces):
