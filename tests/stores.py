@@ -3,10 +3,12 @@ edit its rows."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 from pathlib import Path
+from unittest import mock
 
 from cipherface.gallery.postgres_store import REGISTRY, _schema_of, connect, split_location
 from cipherface.gallery.store import GalleryStore, is_postgres
@@ -64,14 +66,6 @@ def gallery_location(request, store: str, folder: Path, name: str = "g") -> str:
 def dropped(location: str) -> None:
     """Drop a test's PostgreSQL gallery when the test is over, so that the session's server does not
     grow by every gallery of the suite; one still locked (a process the test left) is left alone."""
-    previous = os.environ.get("PGOPTIONS")
-    os.environ["PGOPTIONS"] = "-c lock_timeout=5s"
-    try:
+    # the server is gone or the schema still in use: the session's cleanup removes it
+    with mock.patch.dict(os.environ, PGOPTIONS="-c lock_timeout=5s"), contextlib.suppress(Exception):
         GalleryStore.delete(location)
-    except Exception:  # the server is gone or the schema still in use: the session's cleanup removes it
-        pass
-    finally:
-        if previous is None:
-            del os.environ["PGOPTIONS"]
-        else:
-            os.environ["PGOPTIONS"] = previous
